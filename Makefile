@@ -1,0 +1,34 @@
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-slow scaling bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q "torch==2.13.0"
+	$(BIN)/pip install -q -e ".[torch,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/flanctl plan examples/quickstart.yaml
+	$(BIN)/flanctl apply examples/quickstart.yaml
+	$(BIN)/flanctl eval --suite builtin
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 tests
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow tests
+
+scaling: $(STAMP)
+	$(BIN)/python examples/scaling/run.py
+
+clean:
+	rm -rf $(VENV) runs .flanctl

@@ -1,0 +1,2 @@
+"""flanctl: instruction finetuning as code."""
+__version__ = "0.1.0"
