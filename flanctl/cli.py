@@ -67,5 +67,198 @@ def main() -> None:
 #   report                            -> flanctl.report
 
 
+@app.command("validate")
+def validate_cmd(
+    specs: list[str] = typer.Argument(..., help="Spec files to check."),
+    set_: list[str] = typer.Option([], "--set", help="Override a field, e.g. --set train.steps=100 (repeatable)."),
+) -> None:
+    """Check spec files: schema and cross-field rules; every error as file:line:col (exit 2 if any is invalid)."""
+    from flanctl.spec.loader import check_files
+
+    results = check_files(specs, set_)
+    for res in results:
+        if res.ok:
+            print(f"ok: {res.path}")
+            for note in res.loaded.notes:
+                print(f"note: {res.path}: {note}")
+        for err in res.errors:
+            print(f"error: {err}", file=sys.stderr)
+    if not all(r.ok for r in results):
+        raise SystemExit(2)
+
+
+@app.command("schema")
+def schema_cmd(out: Optional[str] = typer.Option(None, "--out", help="Write the schema to this file instead of stdout.")) -> None:
+    """Print the JSON Schema of the spec (for editors and validators)."""
+    from pathlib import Path
+
+    from flanctl.spec.schema import json_schema_text
+
+    text = json_schema_text()
+    if out is None:
+        print(text, end="")
+        return
+    try:
+        Path(out).write_text(text)
+    except OSError as exc:
+        raise FlanctlError(f"cannot write the schema to {out}: {exc.strerror or exc}") from None
+    print(f"wrote {out}")
+
+
+@app.command("plan")
+def plan_cmd(
+    spec: str = typer.Argument(..., help="Spec file to plan."),
+    set_: list[str] = typer.Option([], "--set", help="Override a field, e.g. --set train.steps=100 (repeatable)."),
+    out: str = typer.Option(".flanctl/plan.json", "--out", help="Where to save the plan (apply with no argument reads it)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the plan document as JSON instead of tables."),
+    detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode", help="Exit 0 when the run is up to date, 2 when apply would change it, 1 on error."),
+) -> None:
+    """Resolve a spec into a plan: model, compute, memory, mixture, evals, and the diff against its run."""
+    import json
+
+    from flanctl.plan import make_plan, save_plan
+    from flanctl.spec import load_spec
+
+    plan = make_plan(load_spec(spec, set_), overrides=set_)
+    try:
+        save_plan(plan, out)
+    except OSError as exc:
+        raise FlanctlError(f"cannot save the plan to {out}: {exc.strerror or exc}") from None
+    if as_json:
+        print(json.dumps(plan, indent=2, sort_keys=True))
+    else:
+        from rich.console import Console
+
+        from flanctl.plan.render import render_plan
+
+        render_plan(plan, Console())
+        print(f"saved {out}")
+    if detailed_exitcode and plan["run"]["diff"]["has_changes"]:
+        raise SystemExit(2)
+
+
+@app.command("apply")
+def apply_cmd(
+    target: Optional[str] = typer.Argument(None, help="A saved plan (.json) or a spec; default: the last saved plan (.flanctl/plan.json)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a field when TARGET is a spec (repeatable)."),
+    replace: bool = typer.Option(False, "--replace", help="Start afresh when the changes invalidate the run's checkpoint (old checkpoints are moved aside)."),
+) -> None:
+    """Apply a plan: create or resume runs/<name>/ (spec.yaml, plan.json, state.json, lock), then train and evaluate."""
+    from rich.console import Console
+
+    from flanctl.plan import DEFAULT_PLAN_PATH, load_plan, make_plan, save_plan
+    from flanctl.plan.apply import apply_plan
+
+    if target is None or target.endswith(".json"):
+        if set_:
+            raise FlanctlError("--set applies to a spec, not to a saved plan; run `flanctl plan SPEC --set ...` instead")
+        plan = load_plan(target or DEFAULT_PLAN_PATH)
+    else:
+        from flanctl.spec import load_spec
+
+        plan = make_plan(load_spec(target, set_), overrides=set_)
+        save_plan(plan, DEFAULT_PLAN_PATH)
+    state = apply_plan(plan, Console(stderr=True), replace=replace)
+    print(f"run {plan['run']['dir']}: {state.get('status')} at step {state.get('step', 0)}")
+
+
+@app.command("report")
+def report_cmd(
+    runs: list[str] = typer.Argument(..., help="Run directories (runs/<name>/) to report on."),
+    out: Optional[str] = typer.Option(None, "--out", help="Output folder (default: reports/<UTC timestamp>/)."),
+    title: str = typer.Option("flanctl report", "--title", help="Title of the report."),
+) -> None:
+    """Markdown + HTML report with PNG plots: loss, evals vs. the paper, scaling over runs."""
+    from flanctl.report import make_report
+
+    res = make_report(runs, out=out, title=title)
+    for note in res.notes:
+        print(f"note: {note}")
+    print(f"wrote {res.markdown}, {res.html} and {len(res.images)} plot(s) for {len(res.runs)} run(s)")
+
+
+@app.command("eval")
+def eval_cmd(
+    suite: list[str] = typer.Option([], "--suite", help="mmlu, mmlu-cot, bbh, bbh-cot, tydiqa, mgsm, flan-held-out, builtin (repeatable)."),
+    run: Optional[str] = typer.Option(None, "--run", help="Run name or directory (default: the last applied run here)."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="A saved model / preset directory to evaluate."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="A keras-hub preset handle or directory."),
+    predictions: Optional[str] = typer.Option(None, "--predictions", help="Score this JSONL predictions file instead of running a model."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder with the suites' original files (mmlu/, bbh/, tydiqa/, mgsm/)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Examples per task/subject/language (quick looks)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    samples: int = typer.Option(1, "--samples", help="Self-consistency: samples per question (1 = greedy)."),
+    temperature: float = typer.Option(0.7, "--temperature", help="Sampling temperature when --samples > 1."),
+    write_predictions: Optional[str] = typer.Option(None, "--write-predictions", help="Also write the generated texts as JSONL."),
+    method: str = typer.Option("generate", "--method", help="MMLU: generate, or loglikelihood (rank the options)."),
+    mmlu_cot_prompts: Optional[str] = typer.Option(None, "--mmlu-cot-prompts", help="JSON subject -> CoT prompt (default: <mmlu>/mmlu-cot.json, else dev exemplars without rationale)."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Prompts decoded together."),
+) -> None:
+    """Evaluate a run, a checkpoint, a preset, or a predictions file with the paper's protocol."""
+    import json
+
+    from rich.console import Console
+
+    from flanctl.evals.command import EvalRequest, evaluate
+    from flanctl.evals.tables import ProgressPrinter, render_results
+
+    req = EvalRequest(
+        suites=suite, run=run, checkpoint=checkpoint, preset=preset, predictions=predictions, data_dir=data_dir,
+        limit=limit, samples=samples, temperature=temperature, write_predictions=write_predictions,
+        method=method, mmlu_cot_prompts=mmlu_cot_prompts, batch_size=batch_size,
+    )
+    console = Console(stderr=as_json)
+    with ProgressPrinter(console) as progress:
+        result, written = evaluate(req, progress=progress)
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+        return
+    render_results(result, console)
+    for path in written:
+        console.print(f"wrote {path}")
+
+
+@data_app.command("preview")
+def data_preview_cmd(
+    spec: str = typer.Argument(..., help="Spec file."),
+    n: int = typer.Option(5, "-n", "--num", min=1, help="Examples to show."),
+    task: Optional[str] = typer.Option(None, "--task", help="Only this task's examples."),
+    set_: list[str] = typer.Option([], "--set", help="Override a field, e.g. --set mixture.seed=1 (repeatable)."),
+) -> None:
+    """Show rendered training examples in stream order, the loss-masked target highlighted, with token counts."""
+    from rich.console import Console
+
+    from flanctl.data.render import render_preview
+    from flanctl.data.stats import preview_examples
+    from flanctl.spec import load_spec
+
+    loaded = load_spec(spec, set_)
+    render_preview(preview_examples(loaded.spec, loaded.path.parent, n=n, task=task), Console())
+
+
+@data_app.command("stats")
+def data_stats_cmd(
+    spec: str = typer.Argument(..., help="Spec file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
+    set_: list[str] = typer.Option([], "--set", help="Override a field, e.g. --set train.steps=100 (repeatable)."),
+) -> None:
+    """Per-task count, rate, epochs, tokens and truncation; overall packing efficiency."""
+    import json
+
+    from flanctl.data.stats import data_stats
+    from flanctl.spec import load_spec
+
+    loaded = load_spec(spec, set_)
+    stats = data_stats(loaded.spec, loaded.path.parent)
+    if as_json:
+        print(json.dumps(stats, sort_keys=True))
+        return
+    from rich.console import Console
+
+    from flanctl.data.render import render_stats
+
+    render_stats(stats, Console())
+
+
 if __name__ == "__main__":
     main()

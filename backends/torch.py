@@ -1,0 +1,88 @@
+"""PyTorch backend: one device, or DDP-style data parallelism over several processes.
+
+Several processes join a `torch.distributed` group (gloo on CPU, nccl on GPU) at the
+spec's coordinator; the train loop then averages gradients across the group after every
+backward pass, which is what DistributedDataParallel does, without wrapping the Keras model.
+
+Checkpoint quirk: Keras variables on torch are `torch.nn.Parameter`s; the npz checkpoint
+stores their CPU copies, and every rank holds the same values, so rank 0 writes them.
+"""
+
+from __future__ import annotations
+
+from flanctl.backends import Placement, process_id_from_env
+from flanctl.errors import FlanctlError
+
+
+def prepare_environment(distribution: dict) -> None:
+    """Nothing to set before torch starts."""
+
+
+def discover_devices() -> list[str]:
+    import torch
+
+    if torch.cuda.is_available():
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return ["cpu:0"]
+
+
+def _barrier(name: str) -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def setup(distribution: dict, family: str) -> Placement:
+    import torch
+
+    procs = distribution.get("processes") or {}
+    count = int(procs.get("count", 1))
+    mesh_spec = distribution.get("mesh") or {}
+    if int(mesh_spec.get("model", 1)) > 1:
+        raise FlanctlError(
+            "distribution.mesh.model: model parallelism needs backend jax; torch runs one device per process "
+            "(set mesh.model: 1 or backend: jax)"
+        )
+    rank = 0
+    if count > 1:
+        import torch.distributed as dist
+
+        coordinator = procs.get("coordinator")
+        if not coordinator:
+            raise FlanctlError("distribution.processes.coordinator: set host:port of process 0 when processes.count > 1")
+        rank = process_id_from_env(-1)
+        if not 0 <= rank < count:
+            raise FlanctlError(f"distribution.processes: set FLANCTL_PROCESS_ID to this process's rank (0..{count - 1})")
+        if not dist.is_initialized():
+            dist.init_process_group(
+                "nccl" if torch.cuda.is_available() else "gloo",
+                init_method=f"tcp://{coordinator}",
+                rank=rank,
+                world_size=count,
+            )
+    return Placement(
+        backend="torch",
+        process_index=rank,
+        process_count=count,
+        devices=discover_devices(),
+        mesh=(count, 1),
+        sharded=False,
+        barrier=_barrier,
+    )
+
+
+def all_reduce_mean(tensors) -> None:
+    """Average tensors in place across the process group (DDP's gradient averaging)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    world = dist.get_world_size()
+    for t in tensors:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        t.div_(world)
+
+
+def checkpoint_format(placement: Placement) -> str:
+    return "npz"

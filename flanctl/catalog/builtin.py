@@ -1,0 +1,64 @@
+"""Built-in procedural tasks: names, one-line descriptions, whether they have answer options.
+
+These tasks need no download, so the quickstart and the tests can finetune and evaluate on
+them offline. `flanctl/data/builtin_tasks.py` implements a generator for exactly these names
+(a test checks both ways). The held-out tasks are never trained on: the `builtin` eval suite
+uses them to measure generalisation to unseen tasks, as the paper's held-out benchmarks do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BuiltinTask:
+    """One procedural task: its name, what it asks, and whether answers come with options."""
+
+    name: str
+    description: str
+    has_options: bool
+    category: str
+
+
+def _t(name: str, description: str, has_options: bool, category: str) -> BuiltinTask:
+    return BuiltinTask(name, description, has_options, category)
+
+
+#: Tasks the `builtin` collection trains on.
+BUILTIN_TRAIN: tuple[BuiltinTask, ...] = (
+    _t("multistep_arithmetic", "Evaluate a nested integer expression such as ((3 + 4) * 2 - 5).", False, "arithmetic"),
+    _t("word_sorting", "Sort a list of words alphabetically.", False, "string manipulation"),
+    _t("object_counting", "Count the objects of a kind in a sentence listing possessions.", False, "counting"),
+    _t("boolean_expressions", "Evaluate a boolean expression of True/False with not/and/or.", True, "logic"),
+    _t("date_arithmetic", "Give the date N days before or after a given date (YYYY-MM-DD).", False, "arithmetic"),
+    _t("bracket_completion", "Close the open brackets of a sequence of ()[]{}<> in order.", False, "string manipulation"),
+    _t("swap_tracking", "Track who holds which item after a sequence of pairwise swaps.", True, "tracking"),
+    _t("navigation", "Decide whether a sequence of steps and turns returns to the start.", True, "tracking"),
+    _t("unit_conversion", "Convert a quantity between metric units (e.g. km to m, g to kg).", False, "arithmetic"),
+    _t("list_operations", "Apply an operation (max, min, sum, reverse, first, last) to a list of integers.", False, "lists"),
+    _t("comparisons", "Say which of two numbers is larger.", True, "comparison"),
+    _t("string_edits", "Apply an edit (reverse, uppercase, drop vowels) to a word.", False, "string manipulation"),
+    _t("logic_puzzles", "Order people from clues like 'A is taller than B'.", True, "logic"),
+    _t("base_conversion", "Convert an integer between bases 2, 8, 10 and 16.", False, "arithmetic"),
+    _t("sequence_continuation", "Give the next term of an arithmetic or geometric sequence.", False, "lists"),
+    _t("spelling", "Spell a word letter by letter, separated by spaces.", False, "string manipulation"),
+    _t("parity", "Say whether an integer is even or odd.", True, "comparison"),
+    _t("letter_counting", "Count how often a letter occurs in a word.", False, "counting"),
+)
+
+#: Tasks never trained on; the `builtin` eval suite scores them (exact match or option accuracy).
+BUILTIN_HELD_OUT: tuple[BuiltinTask, ...] = (
+    _t("word_unscrambling", "Recover a word from its scrambled letters (the word list is given as options).", True, "string manipulation"),
+    _t("modular_arithmetic", "Compute (a op b) mod m for small integers.", False, "arithmetic"),
+    _t("temporal_sequences", "Given a schedule of activities, say when a person was free.", True, "tracking"),
+    _t("anagram_check", "Say whether two words are anagrams of each other.", True, "string manipulation"),
+)
+
+#: Names only, in catalog order (the data room's generators implement exactly these).
+BUILTIN_TRAIN_TASKS: tuple[str, ...] = tuple(t.name for t in BUILTIN_TRAIN)
+BUILTIN_HELD_OUT_TASKS: tuple[str, ...] = tuple(t.name for t in BUILTIN_HELD_OUT)
+#: name -> BuiltinTask for every built-in task.
+BUILTIN_TASKS: dict[str, BuiltinTask] = {t.name: t for t in BUILTIN_TRAIN + BUILTIN_HELD_OUT}
+
+assert not set(BUILTIN_TRAIN_TASKS) & set(BUILTIN_HELD_OUT_TASKS), "train and held-out tasks must be disjoint"

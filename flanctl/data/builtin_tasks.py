@@ -1,0 +1,469 @@
+"""Built-in procedural tasks: seeded generators that need no download.
+
+Every name in `flanctl.catalog.builtin` has a generator here (a test checks the two sets are
+equal). A generator draws one item from a `random.Random`; `generate` turns that into a
+deterministic, split-aware list of `Example`s:
+
+- deterministic: the same (task, split, n, seed) always gives the same list;
+- disjoint splits: an item belongs to train, validation or test according to a hash of its
+  question text, so no question can appear in two splits, whatever the seeds;
+- short answers (a few bytes), exact-match scorable, with a rationale for chain-of-thought.
+
+The held-out tasks are built from skills the training tasks teach (letter manipulation,
+arithmetic, tracking intervals, comparing letter multisets), in phrasings never trained on.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import random
+from collections.abc import Callable
+
+from flanctl.data.examples import Example
+from flanctl.errors import FlanctlError
+
+SPLITS = ("train", "validation", "test")
+# Hash buckets out of 10 that belong to each split (80/10/10).
+_SPLIT_BUCKETS = {"train": range(0, 8), "validation": range(8, 9), "test": range(9, 10)}
+
+# A small vocabulary of common concrete nouns (our own list), used by several tasks.
+WORDS = (
+    "apple", "river", "candle", "garden", "pencil", "window", "tiger", "orange", "basket", "planet",
+    "rocket", "silver", "forest", "bridge", "monkey", "castle", "butter", "winter", "summer", "jacket",
+    "ladder", "mirror", "pillow", "rabbit", "saddle", "turtle", "violin", "wallet", "yellow", "zebra",
+    "anchor", "bottle", "carpet", "dinner", "engine", "falcon", "guitar", "hammer", "island", "jungle",
+    "kettle", "lemon", "magnet", "needle", "oyster", "parrot", "quartz", "ribbon", "salmon", "tomato",
+    "umbrella", "valley", "walnut", "cherry", "dragon", "feather", "glove", "harbor", "iron", "jelly",
+    "kitten", "lizard", "meadow", "noodle", "onion", "pepper", "quilt", "rose", "spoon", "tunnel",
+    "cloud", "stone", "bread", "chair", "table", "grape", "horse", "mouse", "paper", "plate",
+    "sugar", "train", "whale", "clock", "brush", "coin", "drum", "flute", "lamp", "nest",
+)
+NAMES = ("Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi", "Ivan", "Judy", "Mallory", "Oscar", "Peggy", "Trent")
+ITEMS = ("a red ball", "a blue hat", "a green book", "a yellow kite", "a white cup", "a black pen", "a purple scarf")
+FRUITS = ("apple", "banana", "pear", "plum", "peach", "orange", "mango", "lemon")
+ANIMALS = ("dog", "cat", "rabbit", "goat", "cow", "horse", "duck", "chicken")
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+Item = tuple[str, str, str | None, list[str] | None]  # inputs, answer, rationale, options
+
+
+def _plural(word: str, n: int) -> str:
+    if n == 1:
+        return word
+    if word.endswith(("ch", "sh", "s", "x")):
+        return word + "es"
+    if word.endswith("y") and word[-2] not in "aeiou":
+        return word[:-1] + "ies"
+    return word + "s"
+
+
+# --------------------------------------------------------------------------- train tasks
+
+
+def _multistep_arithmetic(rng: random.Random) -> Item:
+    a, b, c, d = (rng.randint(1, 12) for _ in range(4))
+    op1, op2 = rng.choice("+-"), rng.choice("+-*")
+    inner = a + b if op1 == "+" else a - b
+    value = inner * c if op2 == "*" else (inner + c if op2 == "+" else inner - c)
+    op3 = rng.choice("+-")
+    result = value + d if op3 == "+" else value - d
+    expr = f"(({a} {op1} {b}) {op2} {c}) {op3} {d}"
+    rationale = f"{a} {op1} {b} = {inner}. {inner} {op2} {c} = {value}. {value} {op3} {d} = {result}."
+    return f"Compute {expr}.", str(result), rationale, None
+
+
+def _word_sorting(rng: random.Random) -> Item:
+    words = rng.sample(WORDS, rng.randint(3, 4))
+    ordered = sorted(words)
+    return (
+        "Sort these words alphabetically: " + ", ".join(words) + ".",
+        " ".join(ordered),
+        "Comparing first letters, then later letters, the order is " + ", ".join(ordered) + ".",
+        None,
+    )
+
+
+def _object_counting(rng: random.Random) -> Item:
+    kind, pool = rng.choice((("fruits", FRUITS), ("animals", ANIMALS)))
+    other_pool = ANIMALS if pool is FRUITS else FRUITS
+    chosen = rng.sample(pool, rng.randint(2, 3))
+    counts = [rng.randint(1, 4) for _ in chosen]
+    distractor = rng.choice(other_pool)
+    parts = [f"{NUMBER_WORDS[n]} {_plural(w, n)}" for w, n in zip(chosen, counts)]
+    parts.insert(rng.randint(0, len(parts)), f"a {distractor}")
+    listing = ", ".join(parts[:-1]) + " and " + parts[-1]
+    total = sum(counts)
+    rationale = " + ".join(str(n) for n in counts) + f" = {total} {kind}; the {distractor} is not one of them."
+    return f"I have {listing}. How many {kind} do I have?", str(total), rationale, None
+
+
+def _bool_expr(rng: random.Random, depth: int) -> tuple[str, bool]:
+    if depth == 0 or rng.random() < 0.3:
+        v = rng.random() < 0.5
+        if rng.random() < 0.3:
+            return f"not {v}", not v
+        return str(v), v
+    left, lv = _bool_expr(rng, depth - 1)
+    right, rv = _bool_expr(rng, depth - 1)
+    op = rng.choice(("and", "or"))
+    return f"({left} {op} {right})", (lv and rv) if op == "and" else (lv or rv)
+
+
+def _boolean_expressions(rng: random.Random) -> Item:
+    expr, value = _bool_expr(rng, 2)
+    if expr.startswith("(") and expr.endswith(")"):
+        expr = expr[1:-1]
+    return f"Evaluate: {expr}", str(value), f"Evaluating the innermost parts first, the expression is {value}.", ["True", "False"]
+
+
+def _date_arithmetic(rng: random.Random) -> Item:
+    start = _dt.date(2000, 1, 1) + _dt.timedelta(days=rng.randint(0, 9000))
+    days = rng.randint(1, 40)
+    later = rng.random() < 0.5
+    end = start + _dt.timedelta(days=days if later else -days)
+    word = "after" if later else "before"
+    return (
+        f"What is the date {days} days {word} {start.isoformat()}? Answer as YYYY-MM-DD.",
+        end.isoformat(),
+        f"Counting {days} days {word} {start.isoformat()} gives {end.isoformat()}.",
+        None,
+    )
+
+
+_PAIRS = {"(": ")", "[": "]", "{": "}", "<": ">"}
+
+
+def _bracket_completion(rng: random.Random) -> Item:
+    stack: list[str] = []
+    seq: list[str] = []
+    for _ in range(rng.randint(3, 8)):
+        if stack and rng.random() < 0.35:
+            seq.append(_PAIRS[stack.pop()])
+        else:
+            b = rng.choice(tuple(_PAIRS))
+            stack.append(b)
+            seq.append(b)
+    if not stack:
+        b = rng.choice(tuple(_PAIRS))
+        stack.append(b)
+        seq.append(b)
+    closing = " ".join(_PAIRS[b] for b in reversed(stack))
+    return (
+        "Close the open brackets, in order: " + " ".join(seq),
+        closing,
+        "The brackets still open, innermost first, are " + " ".join(reversed(stack)) + ".",
+        None,
+    )
+
+
+def _swap_tracking(rng: random.Random) -> Item:
+    people = rng.sample(NAMES, 3)
+    items = rng.sample(ITEMS, 3)
+    holding = dict(zip(people, items))
+    setup = ", ".join(f"{p} has {i}" for p, i in holding.items())
+    swaps = []
+    for _ in range(rng.randint(1, 3)):
+        a, b = rng.sample(people, 2)
+        holding[a], holding[b] = holding[b], holding[a]
+        swaps.append(f"{a} and {b} swap")
+    who = rng.choice(people)
+    return (
+        f"{setup}. Then " + ", then ".join(swaps) + f". What does {who} have now?",
+        holding[who],
+        f"After the swaps {who} holds {holding[who]}.",
+        list(items),
+    )
+
+
+def _navigation(rng: random.Random) -> Item:
+    pos, heading = 0, 1  # on a line; heading +1 = forward, -1 = after turning around
+    steps = []
+    for _ in range(rng.randint(2, 5)):
+        if steps and rng.random() < 0.3:
+            heading = -heading
+            steps.append("turn around")
+        else:
+            n = rng.randint(1, 5)
+            pos += n * heading
+            steps.append(f"take {n} steps")
+    if pos and rng.random() < 0.5:  # walk back half the time so both answers are common
+        if (-pos > 0) != (heading > 0):
+            heading = -heading
+            steps.append("turn around")
+        steps.append(f"take {abs(pos)} steps")
+        pos = 0
+    back = pos == 0
+    return (
+        "Always face forward. " + ", ".join(steps).capitalize() + ". Are you back at the start?",
+        "Yes" if back else "No",
+        f"Adding the steps with their directions, you end {abs(pos)} steps from the start.",
+        ["Yes", "No"],
+    )
+
+
+_UNITS = (("km", "m", 1000), ("m", "cm", 100), ("kg", "g", 1000), ("l", "ml", 1000), ("cm", "mm", 10), ("h", "min", 60))
+
+
+def _unit_conversion(rng: random.Random) -> Item:
+    big, small, factor = rng.choice(_UNITS)
+    if rng.random() < 0.5:
+        n = rng.randint(1, 20)
+        return f"Convert {n} {big} to {small}.", str(n * factor), f"1 {big} = {factor} {small}, so {n} {big} = {n * factor} {small}.", None
+    n = rng.randint(1, 20) * factor
+    return f"Convert {n} {small} to {big}.", str(n // factor), f"{factor} {small} = 1 {big}, so {n} {small} = {n // factor} {big}.", None
+
+
+def _list_operations(rng: random.Random) -> Item:
+    xs = [rng.randint(0, 50) for _ in range(rng.randint(3, 6))]
+    op = rng.choice(("max", "min", "sum", "reverse", "first", "last"))
+    shown = "[" + ", ".join(map(str, xs)) + "]"
+    if op == "max":
+        q, a = f"What is the largest number in {shown}?", str(max(xs))
+    elif op == "min":
+        q, a = f"What is the smallest number in {shown}?", str(min(xs))
+    elif op == "sum":
+        q, a = f"What is the sum of {shown}?", str(sum(xs))
+    elif op == "reverse":
+        q, a = f"Reverse the list {shown}.", " ".join(map(str, reversed(xs)))
+    elif op == "first":
+        q, a = f"What is the first element of {shown}?", str(xs[0])
+    else:
+        q, a = f"What is the last element of {shown}?", str(xs[-1])
+    return q, a, f"Applying {op} to {shown} gives {a}.", None
+
+
+def _comparisons(rng: random.Random) -> Item:
+    a = rng.randint(10, 999)
+    b = a
+    while b == a:
+        b = rng.randint(10, 999) if rng.random() < 0.5 else int("".join(rng.sample(str(a), len(str(a)))) or a)
+    big = max(a, b)
+    return f"Which number is larger: {a} or {b}?", str(big), f"{big} is greater than {min(a, b)}.", [str(a), str(b)]
+
+
+def _string_edits(rng: random.Random) -> Item:
+    w = rng.choice(WORDS)
+    op = rng.choice(("reverse", "uppercase", "drop the vowels of"))
+    if op == "reverse":
+        a = w[::-1]
+    elif op == "uppercase":
+        a = w.upper()
+    else:
+        a = "".join(c for c in w if c not in "aeiou")
+    return f"{op.capitalize()} the word '{w}'.", a, f"The letters of {w} are {' '.join(w)}; the result is {a}.", None
+
+
+def _logic_puzzles(rng: random.Random) -> Item:
+    people = rng.sample(NAMES, 3)  # people[0] tallest
+    clues = [f"{people[0]} is taller than {people[1]}", f"{people[1]} is taller than {people[2]}"]
+    rng.shuffle(clues)
+    ask = rng.choice(("tallest", "shortest"))
+    ans = people[0] if ask == "tallest" else people[2]
+    options = sorted(people)
+    return (
+        ". ".join(clues) + f". Who is the {ask}?",
+        ans,
+        f"From the clues the order from tallest is {', '.join(people)}, so the {ask} is {ans}.",
+        options,
+    )
+
+
+def _to_base(n: int, base: int) -> str:
+    digits = "0123456789abcdef"
+    out = ""
+    while True:
+        n, r = divmod(n, base)
+        out = digits[r] + out
+        if n == 0:
+            return out
+
+
+_BASE_NAMES = {2: "binary", 8: "octal", 10: "decimal", 16: "hexadecimal"}
+
+
+def _base_conversion(rng: random.Random) -> Item:
+    n = rng.randint(2, 255)
+    src, dst = rng.sample((2, 8, 10, 16), 2)
+    shown, ans = _to_base(n, src), _to_base(n, dst)
+    return (
+        f"Convert the {_BASE_NAMES[src]} number {shown} to {_BASE_NAMES[dst]}.",
+        ans,
+        f"{shown} in {_BASE_NAMES[src]} is {n} in decimal, which is {ans} in {_BASE_NAMES[dst]}.",
+        None,
+    )
+
+
+def _sequence_continuation(rng: random.Random) -> Item:
+    if rng.random() < 0.6:
+        start, step = rng.randint(0, 20), rng.randint(1, 9) * rng.choice((1, 1, -1))
+        seq = [start + i * step for i in range(5)]
+        rule = f"add {step}"
+    else:
+        start, ratio = rng.randint(1, 5), rng.choice((2, 3))
+        seq = [start * ratio**i for i in range(5)]
+        rule = f"multiply by {ratio}"
+    shown = ", ".join(map(str, seq[:4]))
+    return f"What comes next: {shown}, ?", str(seq[4]), f"Each term is the previous one; {rule}: {seq[3]} -> {seq[4]}.", None
+
+
+def _spelling(rng: random.Random) -> Item:
+    w = rng.choice(WORDS)
+    return f"Spell the word '{w}' letter by letter.", " ".join(w), f"{w} has {len(w)} letters: {' '.join(w)}.", None
+
+
+def _parity(rng: random.Random) -> Item:
+    n = rng.randint(0, 9999)
+    a = "even" if n % 2 == 0 else "odd"
+    return f"Is {n} even or odd?", a, f"The last digit of {n} is {n % 10}, which is {a}.", ["even", "odd"]
+
+
+def _letter_counting(rng: random.Random) -> Item:
+    w = rng.choice(WORDS)
+    letter = rng.choice(w) if rng.random() < 0.85 else rng.choice("abcdefghijklmnopqrstuvwxyz")
+    k = w.count(letter)
+    return (
+        f"How many times does the letter '{letter}' appear in '{w}'?",
+        str(k),
+        f"Spelled out, {w} is {' '.join(w)}; '{letter}' appears {k} times.",
+        None,
+    )
+
+
+# --------------------------------------------------------------------------- held-out tasks
+
+
+def _word_unscrambling(rng: random.Random) -> Item:
+    w = rng.choice(WORDS)
+    letters = list(w)
+    while "".join(letters) == w and len(set(w)) > 1:
+        rng.shuffle(letters)
+    scrambled = "".join(letters)
+    options = rng.sample([x for x in WORDS if x != w], 3) + [w]
+    rng.shuffle(options)
+    return (
+        f"The letters '{scrambled}' are a shuffled word. Which word is it?",
+        w,
+        f"Rearranging {' '.join(scrambled)} spells {' '.join(w)}, which is {w}.",
+        options,
+    )
+
+
+def _modular_arithmetic(rng: random.Random) -> Item:
+    a, b, m = rng.randint(2, 30), rng.randint(2, 30), rng.randint(2, 9)
+    op = rng.choice("+*-")
+    v = a + b if op == "+" else (a * b if op == "*" else a - b)
+    r = v % m
+    return (
+        f"What is ({a} {op} {b}) mod {m}?",
+        str(r),
+        f"{a} {op} {b} = {v}. {v} divided by {m} leaves remainder {r}.",
+        None,
+    )
+
+
+_PLACES = ("the gym", "work", "the library", "the park", "a cafe", "the dentist", "school")
+
+
+def _temporal_sequences(rng: random.Random) -> Item:
+    who = rng.choice(NAMES)
+    hours = sorted(rng.sample(range(7, 20), 6))  # 3 busy slots with one free gap among them
+    busy = [(hours[0], hours[1]), (hours[2], hours[3]), (hours[4], hours[5])]
+    places = rng.sample(_PLACES, 3)
+    gaps = [(busy[i][1], busy[i + 1][0]) for i in range(2) if busy[i][1] < busy[i + 1][0]]
+    if not gaps:
+        busy[1] = (busy[1][0] + 1, busy[1][1]) if busy[1][0] + 1 < busy[1][1] else busy[1]
+        gaps = [(busy[0][1], busy[1][0])] if busy[0][1] < busy[1][0] else [(busy[2][1], busy[2][1] + 1)]
+    free = gaps[0]
+    schedule = ", ".join(f"at {p} from {s} to {e}" for p, (s, e) in zip(places, busy))
+    answer = f"{free[0]} to {free[1]}"
+    options = [answer] + [f"{s} to {e}" for s, e in busy]
+    rng.shuffle(options)
+    return (
+        f"{who} was {schedule}. The shop was open all day. When could {who} have gone to the shop?",
+        answer,
+        f"{who} was busy in the other intervals; the only free time is from {free[0]} to {free[1]}.",
+        options,
+    )
+
+
+def _anagram_check(rng: random.Random) -> Item:
+    w = rng.choice(WORDS)
+    if rng.random() < 0.5:
+        letters = list(w)
+        rng.shuffle(letters)
+        other = "".join(letters)
+    else:
+        other = rng.choice([x for x in WORDS if x != w and len(x) == len(w)] or [w + "s"])
+    yes = sorted(w) == sorted(other)
+    return (
+        f"Do '{w}' and '{other}' use exactly the same letters?",
+        "Yes" if yes else "No",
+        f"Sorted, the letters are {''.join(sorted(w))} and {''.join(sorted(other))}.",
+        ["Yes", "No"],
+    )
+
+
+GENERATORS: dict[str, Callable[[random.Random], Item]] = {
+    "multistep_arithmetic": _multistep_arithmetic,
+    "word_sorting": _word_sorting,
+    "object_counting": _object_counting,
+    "boolean_expressions": _boolean_expressions,
+    "date_arithmetic": _date_arithmetic,
+    "bracket_completion": _bracket_completion,
+    "swap_tracking": _swap_tracking,
+    "navigation": _navigation,
+    "unit_conversion": _unit_conversion,
+    "list_operations": _list_operations,
+    "comparisons": _comparisons,
+    "string_edits": _string_edits,
+    "logic_puzzles": _logic_puzzles,
+    "base_conversion": _base_conversion,
+    "sequence_continuation": _sequence_continuation,
+    "spelling": _spelling,
+    "parity": _parity,
+    "letter_counting": _letter_counting,
+    "word_unscrambling": _word_unscrambling,
+    "modular_arithmetic": _modular_arithmetic,
+    "temporal_sequences": _temporal_sequences,
+    "anagram_check": _anagram_check,
+}
+
+#: Bump when a generator changes, so cached tokenized data is rebuilt.
+GENERATOR_VERSION = "1"
+
+
+def split_of(inputs: str) -> str:
+    """The split a question belongs to, from a hash of its text (so splits never overlap)."""
+    bucket = int.from_bytes(hashlib.blake2b(inputs.encode(), digest_size=4).digest(), "big") % 10
+    for split, buckets in _SPLIT_BUCKETS.items():
+        if bucket in buckets:
+            return split
+    raise AssertionError(bucket)
+
+
+def generate(task: str, split: str, n: int, seed: int = 0) -> list[Example]:
+    """`n` examples of built-in `task` from `split`, deterministic for `seed`.
+
+    >>> generate("parity", "test", 1, seed=0)[0].answer in ("even", "odd")
+    True
+    """
+    if task not in GENERATORS:
+        known = ", ".join(sorted(GENERATORS))
+        raise FlanctlError(f"unknown built-in task '{task}'; known tasks: {known}")
+    if split not in SPLITS:
+        raise FlanctlError(f"unknown split '{split}' for built-in task '{task}'; use one of {', '.join(SPLITS)}")
+    gen = GENERATORS[task]
+    rng = random.Random(f"{task}/{split}/{seed}")
+    out: list[Example] = []
+    attempts = 0
+    # Rejection sampling: only items whose hash lands in this split's buckets are kept.
+    while len(out) < n:
+        attempts += 1
+        if attempts > 50 * n + 1000:
+            raise FlanctlError(f"built-in task '{task}' could not produce {n} '{split}' examples")
+        inputs, answer, rationale, options = gen(rng)
+        if split_of(inputs) != split:
+            continue
+        out.append(Example(inputs=inputs, targets=answer, options=options, rationale=rationale, answer=answer, task=task))
+    return out

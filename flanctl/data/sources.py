@@ -1,0 +1,153 @@
+"""Sources: read a spec `Source` into `Example`s, through Hugging Face `datasets`.
+
+Local files (JSONL/JSON, CSV, Parquet, a directory of them, or a `save_to_disk` folder) and
+hub ids both go through `datasets` (Arrow-backed, cached), with a column mapping from our
+fields (inputs, targets, options, rationale, answer, task) to the source's columns. A hub id
+that cannot be reached gives one line naming the dataset and how to use a local copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from flanctl.data.examples import Example
+from flanctl.errors import FlanctlError
+
+FIELDS = ("inputs", "targets", "options", "rationale", "answer", "task")
+_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+
+
+@dataclass(frozen=True)
+class LoadedSource:
+    """Examples read from one source, and a fingerprint that changes when the data does."""
+
+    examples: list[Example]
+    fingerprint: str
+    description: str
+
+
+def resolve_local(path: str, base_dir: Path) -> Path:
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else Path(base_dir) / p
+
+
+def _file_fingerprint(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for f in sorted(paths):
+        st = f.stat()
+        digest.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _load_local(source, base_dir: Path):
+    import datasets
+
+    root = resolve_local(source.path, base_dir)
+    if not root.exists():
+        raise FlanctlError(f"source {source.path}: {root} does not exist; give a JSONL, CSV or Parquet file, a folder of them, or a save_to_disk folder")
+    if root.is_dir() and ((root / "dataset_info.json").exists() or (root / "dataset_dict.json").exists() or (root / "state.json").exists()):
+        files = [f for f in root.rglob("*") if f.is_file()]
+        ds = datasets.load_from_disk(str(root))
+        if isinstance(ds, datasets.DatasetDict):
+            if source.split not in ds:
+                raise FlanctlError(f"source {source.path}: split '{source.split}' not in the saved dataset (splits: {', '.join(ds)})")
+            ds = ds[source.split]
+        return ds, _file_fingerprint(files)
+    files = [root] if root.is_file() else sorted(f for f in root.rglob("*") if f.suffix.lower() in _BUILDERS)
+    if not files:
+        raise FlanctlError(f"source {source.path}: no .jsonl, .json, .csv or .parquet files in {root}")
+    kinds = {_BUILDERS.get(f.suffix.lower()) for f in files}
+    if None in kinds or len(kinds) != 1:
+        raise FlanctlError(f"source {source.path}: files must all be one of JSONL/JSON, CSV or Parquet (found {', '.join(sorted({f.suffix for f in files}))})")
+    builder = kinds.pop()
+    try:
+        ds = datasets.load_dataset(builder, data_files=[str(f) for f in files], split="train")
+    except Exception as exc:
+        raise FlanctlError(f"source {source.path}: could not read {builder} data: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+    return ds, _file_fingerprint(files)
+
+
+def _load_hub(source):
+    import datasets
+
+    name = source.path + (f" (config {source.config})" if source.config else "")
+    try:
+        ds = datasets.load_dataset(source.path, source.config, split=source.split, revision=source.revision)
+    except Exception as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        hint = "you are offline (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE); " if offline else ""
+        raise FlanctlError(
+            f"could not load Hugging Face dataset '{name}', split '{source.split}': {why}. "
+            f"{hint}Download it where you have network (datasets.load_dataset(...).save_to_disk(DIR)) and point the spec at it "
+            "with source: {kind: local, path: DIR}"
+        ) from exc
+    fp = getattr(ds, "_fingerprint", None) or f"{source.path}:{source.config}:{source.split}:{source.revision}"
+    return ds, str(fp)
+
+
+def _options(value) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value] or None
+    text = str(value).strip()
+    if not text:
+        return None
+    if text.startswith("["):
+        try:
+            return [str(v) for v in json.loads(text)] or None
+        except json.JSONDecodeError:
+            pass
+    return [o.strip() for o in text.split("||") if o.strip()] or None
+
+
+def dataset_to_examples(ds, columns: dict[str, str], default_task: str, where: str) -> list[Example]:
+    """Map a `datasets.Dataset` to Examples with the column mapping (our field -> column)."""
+    unknown = set(columns) - set(FIELDS)
+    if unknown:
+        raise FlanctlError(f"{where}: columns: unknown field(s) {', '.join(sorted(unknown))}; map any of {', '.join(FIELDS)}")
+    mapping = {f: columns.get(f, f) for f in FIELDS}
+    present = set(ds.column_names)
+    for required in ("inputs", "targets"):
+        if mapping[required] not in present:
+            raise FlanctlError(
+                f"{where}: no column '{mapping[required]}' for {required} (columns: {', '.join(sorted(present))}); "
+                f"map it with columns: {{{required}: COLUMN}}"
+            )
+    cols = {f: ds[mapping[f]] if mapping[f] in present else None for f in FIELDS}
+    n = len(ds)
+    out = []
+    for i in range(n):
+        target = str(cols["targets"][i])
+        answer = cols["answer"][i] if cols["answer"] is not None else None
+        rationale = cols["rationale"][i] if cols["rationale"] is not None else None
+        out.append(
+            Example(
+                inputs=str(cols["inputs"][i]),
+                targets=target,
+                options=_options(cols["options"][i]) if cols["options"] is not None else None,
+                rationale=str(rationale) if rationale else None,
+                answer=str(answer) if answer not in (None, "") else target,
+                task=str(cols["task"][i]) if cols["task"] is not None else default_task,
+            )
+        )
+    return out
+
+
+def load_source(source, base_dir: Path, default_task: str) -> LoadedSource:
+    """Read a local or hub `Source` into Examples (built-in sources are handled by the mixture)."""
+    if source.kind == "local":
+        ds, fp = _load_local(source, Path(base_dir))
+        desc = f"local:{source.path}"
+    elif source.kind == "hf":
+        ds, fp = _load_hub(source)
+        desc = f"hf:{source.path}"
+    else:
+        raise FlanctlError(f"source kind '{source.kind}' is not read by load_source (built-in tasks are generated)")
+    examples = dataset_to_examples(ds, dict(source.columns), default_task, f"source {source.path}")
+    return LoadedSource(examples, f"{desc}:{fp}:{json.dumps(dict(source.columns), sort_keys=True)}", desc)

@@ -1,0 +1,156 @@
+"""What a spec's mixture amounts to: per-task counts, rates, epochs, tokens, truncation, packing.
+
+`data_stats` backs `flanctl data stats`; `realize_mixture` backs the plan's
+`mixture.realized` (sizes and rates only, no tokenizing, and None when the data would need
+the network). `preview_examples` backs `flanctl data preview`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flanctl.errors import FlanctlError
+
+
+def tokenizer_for_spec(spec, base_dir):
+    """The spec's tokenizer; a missing SentencePiece model is trained on the mixture's text."""
+    from flanctl.data.tokenizers import get_tokenizer
+
+    tok = spec.model.tokenizer
+    texts = None
+    if tok.kind == "sentencepiece" and tok.path:
+        model_file = Path(tok.path) if Path(tok.path).is_absolute() else Path(base_dir) / tok.path
+        if not model_file.exists():
+            texts = mixture_texts(spec, base_dir)
+    if tok.kind == "preset" and not tok.path:
+        tok = tok.model_copy(update={"path": spec.model.preset or spec.model.checkpoint})
+    return get_tokenizer(tok, base_dir, mixture_texts=texts, backend=spec.distribution.backend)
+
+
+def mixture_texts(spec, base_dir, per_task: int = 2000) -> list[str]:
+    """Raw text of the mixture (inputs, targets, rationales), for training a tokenizer."""
+    from flanctl.data.mixture import realize
+
+    texts = []
+    for task in realize(spec, Path(base_dir)).tasks:
+        for ex in task.load()[:per_task]:
+            texts.extend(t for t in (ex.inputs, ex.targets, ex.rationale) if t)
+    return texts
+
+
+def realize_mixture(spec, base_dir) -> dict | None:
+    """Realized mixture numbers for the plan, or None when a source is a hub id (network)."""
+    from flanctl.data.mixture import realize
+
+    try:
+        mixture = realize(spec, Path(base_dir), allow_network=False)
+    except LookupError:
+        return None
+    steps, batch = spec.train.steps, spec.train.batch_size
+    tasks = []
+    for t in mixture.tasks:
+        tasks.append({
+            "name": t.name, "collection": t.collection, "source": t.source_kind, "available": t.available,
+            "cap": t.cap, "count": t.size, "rate": t.rate,
+            # one example per sequence; packing multiplies this by the examples per sequence (data stats measures it)
+            "epochs_unpacked": t.rate * steps * batch / t.size,
+        })
+    collections = {}
+    for name, p in mixture.proportions.items():
+        members = [t for t in mixture.tasks if t.collection == name]
+        collections[name] = {"proportion": p, "tasks": len(members), "examples": sum(t.size for t in members)}
+    return {"tasks": tasks, "collections": collections, "notes": mixture.notes, "temperature": spec.mixture.temperature}
+
+
+def _measure_packing(tokenized, rates, spec, tokenizer, rows: int) -> tuple[float, float]:
+    """(non-pad fraction, examples per sequence) over the first `rows` rows of the stream."""
+    from flanctl.data.stream import build_stream_from_tokenized, is_encoder_decoder
+
+    stream = build_stream_from_tokenized(tokenized, rates, spec, tokenizer)
+    key = "encoder_segment_ids" if is_encoder_decoder(spec) else "segment_ids"
+    nonpad = total = examples = seen = 0
+    while seen < rows:
+        b = next(stream)
+        seg = b[key]
+        nonpad += int((seg > 0).sum())
+        if is_encoder_decoder(spec):
+            dseg = b["decoder_segment_ids"]
+            nonpad += int((dseg > 0).sum())
+            total += dseg.size
+        total += seg.size
+        examples += int(sum(len(set(r[r > 0].tolist())) for r in seg))
+        seen += seg.shape[0]
+    return nonpad / total, examples / seen
+
+
+def data_stats(spec, base_dir, tokenizer=None, sample_rows: int = 256) -> dict:
+    """Per-task count, rate, epochs, tokens and truncation; overall packing efficiency (0..1)."""
+    from flanctl.data.mixture import realize
+    from flanctl.data.tokenized import tokenize_tasks
+
+    base_dir = Path(base_dir)
+    tokenizer = tokenizer or tokenizer_for_spec(spec, base_dir)
+    mixture = realize(spec, base_dir)
+    tokenized = tokenize_tasks(mixture, tokenizer, spec.mixture, base_dir)
+    rates = [t.rate for t in mixture.tasks]
+    rows = max(spec.train.batch_size, min(sample_rows, spec.train.steps * spec.train.batch_size))
+    efficiency, per_seq = _measure_packing(tokenized, rates, spec, tokenizer, rows)
+    steps, batch = spec.train.steps, spec.train.batch_size
+    seen = steps * batch * per_seq
+    tasks = []
+    for t, tt in zip(mixture.tasks, tokenized):
+        tasks.append({
+            "task": t.name, "collection": t.collection, "available": t.available, "count": t.size,
+            "rate": round(t.rate, 6), "epochs": round(t.rate * seen / t.size, 4),
+            "tokens": tt.tokens, "mean_tokens": round(tt.tokens / max(1, len(tt)), 2),
+            "truncated_inputs": tt.truncated_inputs, "truncated_targets": tt.truncated_targets, "tokens_cut": tt.tokens_cut,
+        })
+    return {
+        "tasks": tasks,
+        "collections": {k: round(v, 6) for k, v in mixture.proportions.items()},
+        "notes": mixture.notes,
+        "examples": sum(t.size for t in mixture.tasks),
+        "tokens": sum(tt.tokens for tt in tokenized),
+        "steps": steps,
+        "batch_size": batch,
+        "sequence_length": spec.mixture.inputs_length + spec.mixture.targets_length,
+        "packing": spec.mixture.packing,
+        "examples_per_sequence": round(per_seq, 4),
+        "examples_seen": round(seen, 1),
+        "packing_efficiency": round(efficiency, 6),
+        "sampled_rows": rows,
+        "tokenizer": tokenizer.fingerprint,
+    }
+
+
+def preview_examples(spec, base_dir, n: int = 5, task: str | None = None, tokenizer=None) -> list[dict]:
+    """The first `n` training examples in stream order (or of one task), as the model sees them."""
+    from flanctl.data.mixture import realize
+    from flanctl.data.stream import build_example_dataset
+    from flanctl.data.templates import FORMATS
+    from flanctl.data.tokenized import tokenize_tasks
+
+    base_dir = Path(base_dir)
+    tokenizer = tokenizer or tokenizer_for_spec(spec, base_dir)
+    mixture = realize(spec, base_dir)
+    names = [t.name for t in mixture.tasks]
+    if task is not None and task not in names:
+        raise FlanctlError(f"--task {task}: not in this mixture; tasks: {', '.join(names)}")
+    tasks = [t for t in mixture.tasks if task is None or t.name == task]
+    mixture.tasks = tasks
+    tokenized = tokenize_tasks(mixture, tokenizer, spec.mixture, base_dir)
+    ds = build_example_dataset(tokenized, [t.rate for t in tasks], spec.mixture.seed, 0, 1)
+    out = []
+    for i in range(n):
+        el = ds[i]
+        tt = tokenized[el["task"]]
+        inp, tgt = el["inputs"], el["targets"]
+        out.append({
+            "task": tt.name, "index": el["index"], "format": FORMATS[int(tt.formats[el["index"]])],
+            "inputs": tokenizer.decode(inp.tolist()), "targets": tokenizer.decode(tgt.tolist()),
+            "input_tokens": int(len(inp)), "target_tokens": int(len(tgt)),
+        })
+    return out
+
+
+__all__ = ["data_stats", "preview_examples", "realize_mixture", "tokenizer_for_spec", "mixture_texts"]

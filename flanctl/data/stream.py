@@ -1,0 +1,285 @@
+"""The training stream: grain datasets from tokenized tasks to packed, batched numpy arrays.
+
+    per-task MapDataset (shuffled, repeated: a new order every epoch)
+      -> select_from_datasets with a block selection map (the mixture rates, exact per block)
+      -> [process_index::process_count]          (N processes partition the example stream)
+      -> features (decoder-only or encoder-decoder)
+      -> grain FirstFitPackIterDataset            (segment ids and positions per example)
+      -> batch                                    (per-process batch)
+
+Every stage is a grain dataset, so the iterator's `get_state()`/`set_state()` resumes at
+exactly the batch where it stopped.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from flanctl.errors import FlanctlError
+
+STATE_VERSION = 1
+
+
+def is_encoder_decoder(spec) -> bool:
+    """T5 is encoder-decoder; palm families and causal-LM presets are decoder-only."""
+    if spec.model.family == "t5":
+        return True
+    preset = (spec.model.preset or "").lower()
+    return spec.model.family == "preset" and any(k in preset for k in ("t5", "bart"))
+
+
+class BlockSelectionMap:
+    """Global index -> (task, index within task) with each task's share exact per block.
+
+    Task t's cumulative count at block boundary b is floor(rate_t * B * b + phase_t), so over
+    any stretch of blocks a task gets its rate up to one example; within a block the order is
+    a seeded permutation. O(1) per lookup (a block's tables are built once, with numpy), unlike
+    a loop over tasks per element, which matters at NIV2 scale (1,500+ tasks).
+    """
+
+    def __init__(self, rates: list[float], seed: int, block: int | None = None):
+        r = np.asarray(rates, dtype=np.float64)
+        if (r <= 0).any():
+            raise FlanctlError("every task in the mixture needs a positive rate")
+        self._r = r / r.sum()
+        self._seed = seed
+        self._B = block or max(4096, 64 * len(r))
+        self._phase = np.random.default_rng([seed, 7]).random(len(r))
+        self._blocks: OrderedDict[int, tuple[int, np.ndarray, np.ndarray]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return sys.maxsize
+
+    def _cum(self, b: int) -> np.ndarray:
+        # phase in [0, 1): cumulative count is 0 at b = 0 and rate * B * b within one after
+        return np.floor(self._r * self._B * b + self._phase).astype(np.int64)
+
+    def _start(self, b: int) -> int:
+        return int(self._cum(b).sum())
+
+    def _block(self, b: int):
+        hit = self._blocks.get(b)
+        if hit is not None:
+            return hit
+        lo, hi = self._cum(b), self._cum(b + 1)
+        counts = hi - lo
+        order = np.repeat(np.arange(len(counts)), counts)
+        order = np.random.default_rng([self._seed, b]).permutation(order)
+        # rank of each position among the same task's positions in this block
+        sort = np.argsort(order, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        ranks = np.empty(len(order), dtype=np.int64)
+        ranks[sort] = np.arange(len(order)) - np.repeat(starts, counts)
+        entry = (int(lo.sum()), order, lo[order] + ranks)
+        self._blocks[b] = entry
+        if len(self._blocks) > 8:
+            self._blocks.popitem(last=False)
+        return entry
+
+    def __getitem__(self, index: int) -> tuple[int, int]:
+        b = index // self._B
+        while self._start(b) > index:
+            b -= 1
+        while self._start(b + 1) <= index:
+            b += 1
+        start, order, within = self._block(b)
+        k = index - start
+        return int(order[k]), int(within[k])
+
+
+class _TaskSource:
+    """Random access to one tokenized task, as a grain data source."""
+
+    def __init__(self, tt, task_id: int):
+        self._tt = tt
+        self._id = task_id
+
+    def __len__(self) -> int:
+        return len(self._tt)
+
+    def __getitem__(self, i: int) -> dict:
+        a, b = self._tt.example(int(i))
+        return {"inputs": a, "targets": b, "task": self._id, "index": int(i)}
+
+
+class DecoderFeatures:
+    """Decoder-only: [bos] inputs targets eos in one sequence; loss on the targets and eos."""
+
+    def __init__(self, bos_id: int | None, eos_id: int):
+        self._pre = np.asarray([] if bos_id is None else [bos_id], np.int32)
+        self._eos = np.asarray([eos_id], np.int32)
+
+    def __call__(self, ex: dict) -> dict:
+        prompt = np.concatenate([self._pre, ex["inputs"]])
+        full = np.concatenate([prompt, ex["targets"], self._eos])
+        n = len(full) - 1
+        mask = np.zeros(n, np.float32)
+        mask[len(prompt) - 1:] = 1.0  # targets[j] = full[j+1]; loss where full[j+1] is a target token
+        return {"token_ids": full[:-1], "targets": full[1:], "loss_mask": mask}
+
+
+class EncoderDecoderFeatures:
+    """Encoder-decoder: encoder gets inputs+eos; decoder gets pad-shifted targets+eos."""
+
+    def __init__(self, eos_id: int, start_id: int = 0):
+        self._eos = np.asarray([eos_id], np.int32)
+        self._start = np.asarray([start_id], np.int32)
+
+    def __call__(self, ex: dict) -> dict:
+        tgt = np.concatenate([ex["targets"], self._eos])
+        return {
+            "encoder_token_ids": np.concatenate([ex["inputs"], self._eos]),
+            "decoder_token_ids": np.concatenate([self._start, tgt[:-1]]),
+            "targets": tgt,
+            "loss_mask": np.ones(len(tgt), np.float32),
+        }
+
+
+def _length_struct(enc_dec: bool, mix) -> dict[str, int]:
+    if enc_dec:
+        return {"encoder_token_ids": mix.inputs_length, "decoder_token_ids": mix.targets_length,
+                "targets": mix.targets_length, "loss_mask": mix.targets_length}
+    L = mix.inputs_length + mix.targets_length
+    return {"token_ids": L, "targets": L, "loss_mask": L}
+
+
+class _RenamePacked:
+    """grain names packing outputs `<feature>_segment_ids`; the model wants the seam's names."""
+
+    def __init__(self, enc_dec: bool):
+        self._enc_dec = enc_dec
+
+    def __call__(self, el: dict) -> dict:
+        if self._enc_dec:
+            return {
+                "encoder_token_ids": el["encoder_token_ids"],
+                "encoder_segment_ids": el["encoder_token_ids_segment_ids"],
+                "encoder_positions": el["encoder_token_ids_positions"],
+                "decoder_token_ids": el["decoder_token_ids"],
+                "decoder_segment_ids": el["decoder_token_ids_segment_ids"],
+                "decoder_positions": el["decoder_token_ids_positions"],
+                "targets": el["targets"],
+                "loss_mask": el["loss_mask"].astype(np.float32),
+            }
+        return {
+            "token_ids": el["token_ids"],
+            "segment_ids": el["token_ids_segment_ids"],
+            "positions": el["token_ids_positions"],
+            "targets": el["targets"],
+            "loss_mask": el["loss_mask"].astype(np.float32),
+        }
+
+
+class _PadOne:
+    """No packing: one example per row, padded, segment id 1 on its tokens."""
+
+    def __init__(self, lengths: dict[str, int], enc_dec: bool):
+        self._lengths = lengths
+        self._enc_dec = enc_dec
+
+    def __call__(self, el: dict) -> dict:
+        out = {}
+        for k, L in self._lengths.items():
+            v = el[k]
+            pad = np.zeros(L, dtype=v.dtype)
+            pad[: len(v)] = v
+            out[k] = pad
+            if k.endswith("token_ids"):
+                seg = np.zeros(L, np.int32)
+                seg[: len(v)] = 1
+                pos = np.zeros(L, np.int32)
+                pos[: len(v)] = np.arange(len(v))
+                out[f"{k}_segment_ids"], out[f"{k}_positions"] = seg, pos
+        return _RenamePacked(self._enc_dec)(out)
+
+
+class TrainStream:
+    """Iterator of numpy batch dicts with `get_state()`/`set_state()` for exact resume."""
+
+    def __init__(self, iterator, fingerprint: str, tasks: list[str], batch_size: int):
+        self._it = iterator
+        self.fingerprint = fingerprint
+        self.tasks = tasks
+        self.batch_size = batch_size
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        return next(self._it)
+
+    def get_state(self) -> dict:
+        return {"version": STATE_VERSION, "fingerprint": self.fingerprint, "iterator": self._it.get_state()}
+
+    def set_state(self, state: dict) -> None:
+        if state.get("version") != STATE_VERSION or state.get("fingerprint") != self.fingerprint:
+            raise FlanctlError(
+                "the saved data iterator state belongs to a different mixture (templates, tokenizer, lengths, seed, "
+                "batch or process layout changed); resume with the spec the run was started with"
+            )
+        self._it.set_state(state["iterator"])
+
+
+def packing_bins(batch_per_process: int) -> int:
+    """Bins first-fit packing fills at once: more bins, less padding (and longer first batch)."""
+    return max(64, 2 * batch_per_process)
+
+
+def build_example_dataset(tokenized, rates, seed: int, process_index: int, process_count: int):
+    """The mixed, sharded MapDataset of examples (before features and packing)."""
+    import grain.python as gp
+
+    parents = [
+        gp.MapDataset.source(_TaskSource(tt, i)).shuffle(seed=(seed * 1_000_003 + i) % 2**32).repeat()
+        for i, tt in enumerate(tokenized)
+    ]
+    mixed = gp.MapDataset.select_from_datasets(parents, BlockSelectionMap(rates, seed))
+    return mixed[process_index::process_count]
+
+
+def build_stream_from_tokenized(tokenized, rates, spec, tokenizer, process_index=0, process_count=1, fingerprint="") -> TrainStream:
+    import grain.python as gp
+    from grain.experimental import FirstFitPackIterDataset
+
+    mix = spec.mixture
+    batch = spec.train.batch_size
+    if process_count < 1 or not 0 <= process_index < process_count:
+        raise FlanctlError(f"process_index {process_index} is not in 0..{process_count - 1}")
+    if batch % process_count:
+        raise FlanctlError(f"train.batch_size {batch} does not divide over {process_count} processes; make it a multiple")
+    per_process = batch // process_count
+    enc_dec = is_encoder_decoder(spec)
+    if tokenizer.eos_id is None:
+        raise FlanctlError("the tokenizer has no end-of-sequence id; flanctl needs one to end targets")
+    features = EncoderDecoderFeatures(tokenizer.eos_id, tokenizer.pad_id) if enc_dec else DecoderFeatures(tokenizer.bos_id, tokenizer.eos_id)
+    ds = build_example_dataset(tokenized, rates, mix.seed, process_index, process_count).map(features)
+    it_ds = ds.to_iter_dataset(gp.ReadOptions(num_threads=0, prefetch_buffer_size=0))
+    lengths = _length_struct(enc_dec, mix)
+    if mix.packing:
+        it_ds = FirstFitPackIterDataset(it_ds, length_struct=lengths, num_packing_bins=packing_bins(per_process),
+                                        seed=mix.seed, shuffle_bins=True).map(_RenamePacked(enc_dec))
+    else:
+        it_ds = it_ds.map(_PadOne(lengths, enc_dec))
+    it_ds = it_ds.batch(per_process, drop_remainder=True)
+    it = iter(it_ds)
+    return TrainStream(it, f"{fingerprint}:{process_index}/{process_count}:{batch}:{int(mix.packing)}:{int(enc_dec)}",
+                       [tt.name for tt in tokenized], per_process)
+
+
+def build_train_stream(spec, base_dir, tokenizer, process_index: int = 0, process_count: int = 1) -> TrainStream:
+    """The seam the trainer uses: spec -> an iterator of numpy batches (see docs/INTERFACES.md)."""
+    import hashlib
+
+    from flanctl.data.mixture import realize
+    from flanctl.data.tokenized import tokenize_tasks
+
+    mixture = realize(spec, Path(base_dir))
+    tokenized = tokenize_tasks(mixture, tokenizer, spec.mixture, Path(base_dir))
+    fp = hashlib.sha256("|".join(f"{t.name}:{t.rate:.12g}:{len(tt)}:{tt.tokens}" for t, tt in zip(mixture.tasks, tokenized)).encode())
+    fp.update(f"{tokenizer.fingerprint}:{spec.mixture.seed}:{spec.mixture.inputs_length}:{spec.mixture.targets_length}".encode())
+    return build_stream_from_tokenized(tokenized, [t.rate for t in mixture.tasks], spec, tokenizer,
+                                       process_index, process_count, fingerprint=fp.hexdigest()[:16])

@@ -1,0 +1,71 @@
+"""What `flanctl eval` does, as one function: pick the model or the file, run, write results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flanctl.errors import FlanctlError
+from flanctl.evals.runner import run_suite, run_suites, score_predictions, write_result
+from flanctl.evals.suites import SUITE_NAMES
+
+
+@dataclass
+class EvalRequest:
+    """The eval command's options, as parsed by the CLI."""
+
+    suites: list[str]
+    run: str | None = None
+    checkpoint: str | None = None
+    preset: str | None = None
+    predictions: str | None = None
+    data_dir: str | None = None
+    limit: int | None = None
+    samples: int = 1
+    temperature: float = 0.7
+    write_predictions: str | None = None
+    method: str = "generate"
+    mmlu_cot_prompts: str | None = None
+    batch_size: int = 16
+    cwd: str = "."
+    notes: list[str] = field(default_factory=list)
+
+
+def evaluate(req: EvalRequest, progress=None) -> tuple[dict[str, Any], list[Path]]:
+    """Run the request; returns (the `--json` object, files written under the run's evals/)."""
+    if not req.suites:
+        raise FlanctlError("no suite given: pass --suite with one of " + ", ".join(SUITE_NAMES))
+    for s in req.suites:
+        if s not in SUITE_NAMES:
+            raise FlanctlError(f"unknown suite {s!r}; choose from {', '.join(SUITE_NAMES)}")
+    if req.limit is not None and req.limit <= 0:
+        raise FlanctlError(f"--limit must be positive, got {req.limit}")
+    if req.samples < 1:
+        raise FlanctlError(f"--samples must be at least 1, got {req.samples}")
+    sources = [n for n, v in (("--run", req.run), ("--checkpoint", req.checkpoint), ("--preset", req.preset), ("--predictions", req.predictions)) if v]
+    if len(sources) > 1:
+        raise FlanctlError(f"pass only one of {', '.join(sources)}")
+    options = {"method": req.method, "cot_prompts": req.mmlu_cot_prompts}
+    if req.predictions:
+        if len(req.suites) != 1:
+            raise FlanctlError("--predictions scores one suite at a time; pass a single --suite")
+        return score_predictions(req.suites[0], req.predictions, req.data_dir, limit=req.limit, **options), []
+
+    from flanctl.evals.model_source import load_predictor, resolve_run, run_data_dir
+
+    run_dir = None
+    if not (req.checkpoint or req.preset):
+        run_dir = resolve_run(req.run, req.cwd)
+        if run_dir is None:
+            raise FlanctlError("no model to evaluate: no last applied run here (.flanctl/last_run); pass --run, --checkpoint, --preset or --predictions")
+    data_dir = req.data_dir or (run_data_dir(run_dir) if run_dir is not None else None)
+    predictor, _source = load_predictor(run_dir, req.checkpoint, req.preset)
+    sc = {"samples": req.samples, "temperature": req.temperature}
+    kwargs = dict(limit=req.limit, self_consistency=sc, batch_size=req.batch_size, write_predictions_to=req.write_predictions, progress=progress, **options)
+    if len(req.suites) == 1:
+        result = run_suite(req.suites[0], predictor, data_dir, **kwargs)
+    else:
+        result = run_suites(req.suites, predictor, data_dir, **kwargs)
+    written = write_result(result, run_dir / "evals") if run_dir is not None else []
+    return result, written

@@ -1,0 +1,90 @@
+"""Which model `flanctl eval` talks to: a run's exported preset, a checkpoint dir, or a preset.
+
+Resolves the source, sets the Keras backend from the run's plan before Keras is imported, and
+wraps the model in the models room's `KerasPredictor` (the evals' `Predictor`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from flanctl.errors import FlanctlError
+
+
+def resolve_run(run: str | None, cwd: str | Path = ".") -> Path | None:
+    """A run directory from a name (`runs/<name>`) or a path; None without one and no last run."""
+    cwd = Path(cwd)
+    if run is None:
+        from flanctl.runs.last_run import last_run
+
+        return last_run(cwd)
+    for candidate in (Path(run), cwd / "runs" / run):
+        if candidate.is_dir():
+            return candidate.resolve()
+    raise FlanctlError(f"run {run!r} not found (looked for {run} and runs/{run}); pass a run directory or name")
+
+
+def _plan_of(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "plan.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _family_from_preset(path: Path) -> str:
+    """Guess the family from a keras-hub preset's config.json (class names say T5 / PaLM)."""
+    try:
+        text = (path / "config.json").read_text(encoding="utf-8")
+    except OSError:
+        return "preset"
+    if "T5" in text:
+        return "t5"
+    if "PaLM" in text or "Palm" in text:
+        return "palm"
+    return "preset"
+
+
+def load_predictor(run_dir: Path | None = None, checkpoint: str | None = None, preset: str | None = None):
+    """(predictor, description) for the chosen model source (exactly one should be given)."""
+    family = None
+    if run_dir is not None:
+        plan = _plan_of(run_dir)
+        backend = (plan.get("spec") or {}).get("distribution", {}).get("backend")
+        if backend:
+            os.environ.setdefault("KERAS_BACKEND", backend)
+        family = (plan.get("model") or {}).get("family")
+        source = run_dir / "export"
+        if not source.is_dir():
+            raise FlanctlError(f"{run_dir}: no export/ folder (the final model); finish `flanctl apply` or pass --checkpoint DIR")
+    elif checkpoint is not None:
+        source = Path(checkpoint)
+        if not source.exists():
+            raise FlanctlError(f"--checkpoint {checkpoint}: not found")
+    elif preset is not None:
+        source = Path(preset) if Path(preset).exists() else preset
+    else:
+        raise FlanctlError("no model to evaluate: pass --run, --checkpoint, --preset or --predictions (no last applied run in this directory)")
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    try:
+        from flanctl.models import KerasPredictor, load_model
+    except ImportError as exc:
+        raise FlanctlError(f"model loading is not available ({exc}); score a file with --predictions instead") from exc
+    model, tokenizer = load_model(str(source))
+    if family is None:
+        family = _family_from_preset(source) if isinstance(source, Path) else "preset"
+    return KerasPredictor(model, tokenizer, family), str(source)
+
+
+def run_data_dir(run_dir: Path) -> str | None:
+    """The run's `eval.data_dir` from its plan, resolved against the spec file's folder."""
+    plan = _plan_of(run_dir)
+    data_dir = ((plan.get("spec") or {}).get("eval") or {}).get("data_dir")
+    if not data_dir:
+        return None
+    spec_path = plan.get("spec_path")
+    base = Path(spec_path).parent if spec_path else run_dir
+    return str((base / data_dir).resolve()) if not Path(data_dir).is_absolute() else data_dir

@@ -1,0 +1,219 @@
+"""Running and scoring suites: prompts -> predictor -> texts -> answers -> the `--json` object.
+
+`run_suite` asks a `Predictor`; `score_predictions` reads a predictions file instead. Both end
+in the same `Suite.score`, so a file scored here gets exactly the numbers a live run would.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from flanctl.errors import FlanctlError
+from flanctl.evals.predictions_file import read_predictions, write_predictions
+from flanctl.evals.suites import HELD_OUT_SIX, SUITE_NAMES, make_suite
+from flanctl.evals.suites.base import EvalExample, Suite, mean, prompts_hash
+
+Progress = Callable[[str, int, int], None]  # (suite, done, total)
+
+
+def paper_scores(suite: str) -> dict[str, float | None]:
+    """The paper's Flan-PaLM 540B and Flan-T5-XXL scores for `suite` (catalog facts)."""
+    from flanctl.catalog.suites import SUITES
+
+    entry = SUITES.get(suite)
+    return dict(entry.paper_scores) if entry is not None else {}
+
+
+def _sc_settings(self_consistency: Any) -> tuple[int, float]:
+    """(samples, temperature) from a spec `SelfConsistency`, a dict, a tuple, or None."""
+    if self_consistency is None:
+        return 1, 0.0
+    if isinstance(self_consistency, dict):
+        return int(self_consistency.get("samples", 1)), float(self_consistency.get("temperature", 0.7))
+    if isinstance(self_consistency, (tuple, list)):
+        return int(self_consistency[0]), float(self_consistency[1])
+    return int(self_consistency.samples), float(self_consistency.temperature)
+
+
+def _finish(suite: Suite, examples: list[EvalExample], result: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    result.pop("_records", None)
+    result["paper"] = paper_scores(suite.name)
+    result["prompts_hash"] = prompts_hash(examples)
+    result["settings"] = {**suite.settings(), **extra}
+    return result
+
+
+def _loglikelihood_choices(suite: Suite, predictor, examples: list[EvalExample], batch_size: int) -> dict[str, list[str]]:
+    """Rank each question's options by the predictor's log-likelihood; the best letter is the 'text'."""
+    outputs: dict[str, list[str]] = {}
+    for start in range(0, len(examples), batch_size):
+        batch = examples[start:start + batch_size]
+        scores = predictor.loglikelihood([ex.prompt for ex in batch], [[f" {o}" for o in ex.options] for ex in batch])
+        for ex, row in zip(batch, scores):
+            best = max(range(len(row)), key=lambda k: row[k])
+            outputs[ex.id] = [ex.options[best]]
+    return outputs
+
+
+def generate_outputs(
+    suite: Suite,
+    predictor,
+    examples: list[EvalExample],
+    samples: int = 1,
+    temperature: float = 0.0,
+    batch_size: int = 16,
+    max_new_tokens: int | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> dict[str, list[str]]:
+    """id -> generated texts, in batches of `batch_size` prompts."""
+    outputs: dict[str, list[str]] = {}
+    max_new = max_new_tokens or suite.max_new_tokens
+    for start in range(0, len(examples), batch_size):
+        batch = examples[start:start + batch_size]
+        texts = predictor.generate(
+            [ex.prompt for ex in batch], max_new, list(suite.stop),
+            temperature=temperature, num_samples=samples, seed=seed + start,
+        )
+        if len(texts) != len(batch):
+            raise FlanctlError(f"predictor returned {len(texts)} outputs for {len(batch)} prompts")
+        for ex, got in zip(batch, texts):
+            outputs[ex.id] = list(got)
+        if progress is not None:
+            progress(suite.name, min(start + batch_size, len(examples)), len(examples))
+    return outputs
+
+
+def run_suite(
+    suite: str,
+    predictor,
+    data_dir: str | Path | None,
+    limit: int | None = None,
+    shots: int | dict[str, int] | None = None,
+    self_consistency: Any = None,
+    *,
+    batch_size: int = 16,
+    max_new_tokens: int | None = None,
+    method: str = "generate",
+    cot_prompts: str | Path | None = None,
+    builtin_tasks: list[str] | None = None,
+    write_predictions_to: str | Path | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Evaluate `predictor` on `suite`; returns the `--json` object (several suites for
+    `flan-held-out`: `{"suites": [...], "normalized_average": ...}`)."""
+    if suite == "flan-held-out":
+        return run_suites(list(HELD_OUT_SIX), predictor, data_dir, limit=limit, shots=shots, self_consistency=self_consistency,
+                          batch_size=batch_size, max_new_tokens=max_new_tokens, method=method, cot_prompts=cot_prompts,
+                          write_predictions_to=write_predictions_to, progress=progress)
+    suite_obj = make_suite(suite, **_suite_options(suite, method, cot_prompts, builtin_tasks))
+    n_shots = shots.get(suite.split("-")[0], shots.get(suite)) if isinstance(shots, dict) else shots
+    examples = suite_obj.load(data_dir, limit=limit, shots=n_shots)
+    samples, temperature = _sc_settings(self_consistency)
+    if samples <= 1:
+        temperature = 0.0
+    if method == "loglikelihood":
+        if not suite.startswith("mmlu"):
+            raise FlanctlError(f"method loglikelihood ranks answer options; suite {suite} has none (use generate)")
+        outputs = _loglikelihood_choices(suite_obj, predictor, examples, batch_size)
+    else:
+        outputs = generate_outputs(suite_obj, predictor, examples, samples, temperature, batch_size, max_new_tokens, progress=progress)
+    if write_predictions_to is not None:
+        write_predictions(write_predictions_to, outputs)
+    result = suite_obj.score(examples, outputs)
+    extra = {"limit": limit, "self_consistency": {"samples": samples, "temperature": temperature}, "batch_size": batch_size}
+    if max_new_tokens:
+        extra["max_new_tokens"] = max_new_tokens
+    return _finish(suite_obj, examples, result, extra)
+
+
+def _suite_options(suite: str, method: str, cot_prompts, builtin_tasks) -> dict[str, Any]:
+    if suite.startswith("mmlu"):
+        return {"method": method, "cot_prompts": cot_prompts}
+    if suite == "builtin":
+        return {"tasks": builtin_tasks}
+    return {}
+
+
+def run_suites(suites: list[str], predictor, data_dir, **kwargs) -> dict[str, Any]:
+    """Several suites -> `{"suites": [...], "normalized_average": ..., "chance": {...}}`."""
+    write_to = kwargs.pop("write_predictions_to", None)
+    names = _expand(suites)
+    results = []
+    for name in names:
+        per_file = _per_suite_path(write_to, name) if write_to else None
+        results.append(run_suite(name, predictor, data_dir, write_predictions_to=per_file, **kwargs))
+    return combine(results)
+
+
+def _expand(suites: list[str]) -> list[str]:
+    names: list[str] = []
+    for s in suites:
+        if s not in SUITE_NAMES:
+            raise FlanctlError(f"unknown suite {s!r}; choose from {', '.join(SUITE_NAMES)}")
+        for name in (HELD_OUT_SIX if s == "flan-held-out" else (s,)):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _per_suite_path(path: str | Path, suite: str) -> Path:
+    """`preds.jsonl` -> `preds.mmlu-cot.jsonl`: ids repeat across suites (mmlu and mmlu-cot)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.{suite}{path.suffix or '.jsonl'}")
+
+
+def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The several-suite object, with the paper's normalized average over the six held-out suites:
+    mean of `100 * (score - chance) / (100 - chance)` over those present, chance levels stated."""
+    from flanctl.catalog.suites import normalized_score
+
+    normalized = {r["suite"]: normalized_score(r["score"], r["chance"]) for r in results if r["suite"] in HELD_OUT_SIX}
+    out: dict[str, Any] = {"suites": results}
+    out["normalized_average"] = mean(normalized.values()) if normalized else None
+    out["normalized"] = normalized
+    out["chance"] = {r["suite"]: r["chance"] for r in results}
+    missing = [s for s in HELD_OUT_SIX if s not in normalized]
+    if normalized and missing:
+        out["normalized_average_note"] = f"over {len(normalized)} of the paper's six suites (missing: {', '.join(missing)})"
+    return out
+
+
+def score_predictions(suite: str, path: str | Path, data_dir: str | Path | None, limit: int | None = None,
+                      **options: Any) -> dict[str, Any]:
+    """Score a predictions file with the suite's extraction and aggregation. Missing ids are
+    counted (`missing`) and scored wrong; ids the suite does not have are an error."""
+    if suite == "flan-held-out":
+        raise FlanctlError("--predictions scores one suite at a time (ids repeat across suites); pass --suite with one of " + ", ".join(HELD_OUT_SIX))
+    suite_obj = make_suite(suite, **_suite_options(suite, options.get("method", "generate"), options.get("cot_prompts"), options.get("builtin_tasks")))
+    examples = suite_obj.load(data_dir, limit=limit, shots=options.get("shots"))
+    outputs = read_predictions(path)
+    known = {ex.id for ex in examples}
+    unknown = [i for i in outputs if i not in known]
+    if unknown:
+        first = ", ".join(unknown[:3])
+        raise FlanctlError(f"{path}: {len(unknown)} ids are not in suite {suite}{' (with --limit)' if limit else ''}: {first}{', ...' if len(unknown) > 3 else ''}")
+    result = suite_obj.score(examples, outputs)
+    samples = max((len(v) for v in outputs.values()), default=1)
+    return _finish(suite_obj, examples, result, {"limit": limit, "predictions": str(path), "self_consistency": {"samples": samples}})
+
+
+def write_result(result: dict[str, Any], evals_dir: str | Path) -> list[Path]:
+    """Write `<evals_dir>/<suite>.json` for each suite in a result (one or several)."""
+    evals_dir = Path(evals_dir)
+    evals_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for r in result.get("suites", [result]):
+        path = evals_dir / f"{r['suite']}.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(r, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.replace(path)
+        written.append(path)
+    if "suites" in result and result.get("normalized_average") is not None:
+        path = evals_dir / "normalized_average.json"
+        summary = {k: v for k, v in result.items() if k != "suites"}
+        path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        written.append(path)
+    return written

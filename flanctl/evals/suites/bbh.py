@@ -1,0 +1,220 @@
+"""BIG-Bench Hard: 3-shot, direct (`bbh`) and chain of thought (`bbh-cot`), 27 subtask files, 23 tasks.
+
+Prompts come from the official `cot-prompts/<subtask>.txt` files (canary line, `-----`, the
+task description, three `Q:`/`A:` exemplars). The direct prompt asks the same three
+questions answered with the answer only. Headline: mean over the 23 tasks, where the
+three-way tasks (logical_deduction_*, tracking_shuffled_objects_*) are averaged first.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from flanctl.errors import FlanctlError
+from flanctl.evals.answers import bbh_canonical, bbh_cot_answer, bbh_direct_answer
+from flanctl.evals.suites.base import EvalExample, Suite, find_suite_dir, mean
+
+SUBTASKS = (
+    "boolean_expressions", "causal_judgement", "date_understanding", "disambiguation_qa",
+    "dyck_languages", "formal_fallacies", "geometric_shapes", "hyperbaton",
+    "logical_deduction_five_objects", "logical_deduction_seven_objects", "logical_deduction_three_objects",
+    "movie_recommendation", "multistep_arithmetic_two", "navigate", "object_counting",
+    "penguins_in_a_table", "reasoning_about_colored_objects", "ruin_names",
+    "salient_translation_error_detection", "snarks", "sports_understanding", "temporal_sequences",
+    "tracking_shuffled_objects_five_objects", "tracking_shuffled_objects_seven_objects",
+    "tracking_shuffled_objects_three_objects", "web_of_lies", "word_sorting",
+)
+THREE_WAY_PREFIXES = ("logical_deduction", "tracking_shuffled_objects")
+HUB_ID = "lukaemon/bbh"
+COT_TRIGGER = "Let's think step by step."
+
+
+def task_of(subtask: str) -> str:
+    """The task a subtask file belongs to (three-way tasks share one)."""
+    for prefix in THREE_WAY_PREFIXES:
+        if subtask.startswith(prefix + "_"):
+            return prefix
+    return subtask
+
+
+def parse_cot_prompt(text: str, source: str) -> tuple[str, list[tuple[str, str, str]]]:
+    """(description, [(question, rationale_answer_text, answer)]) from a cot-prompts file."""
+    lines = text.split("\n")
+    if lines and "canary" in lines[0].lower():
+        lines = lines[1:]
+    if lines and lines[0].strip() == "-----":
+        lines = lines[1:]
+    body = "\n".join(lines).strip()
+    parts = body.split("\n\nQ: ")
+    description, blocks = parts[0], parts[1:]
+    if description.startswith("Q: "):  # no description at all
+        description, blocks = "", [description[3:]] + blocks
+    shots = []
+    for i, block in enumerate(blocks):
+        if "\nA: " not in block:
+            raise FlanctlError(f"{source}: exemplar {i + 1} has no '\\nA: ' line; expected 'Q: ...\\nA: ...'")
+        question, answer_text = block.split("\nA: ", 1)
+        answer = bbh_cot_answer(answer_text)
+        shots.append((question, answer_text.strip(), answer))
+    if not shots:
+        raise FlanctlError(f"{source}: no 'Q: ' exemplars found; expected the BBH cot-prompts format")
+    return description, shots
+
+
+def option_chance(example_input: str, task_targets: set[str]) -> float:
+    """Random-choice accuracy for one question: 1/k for k listed options ("(A) ..." or "- ..."
+    lines after "Options:"), 1/2 for a task whose targets are a binary pair, else 0."""
+    letters = re.findall(r"^\([A-Z]\) ", example_input, re.M)
+    if letters:
+        return 1.0 / len(letters)
+    if "Options:" in example_input:
+        after = example_input.split("Options:", 1)[1]
+        dashes = re.findall(r"^- ", after, re.M)
+        if dashes:
+            return 1.0 / len(dashes)
+    if len(task_targets) == 2:
+        return 0.5
+    return 0.0
+
+
+class BBH(Suite):
+    name = "bbh"
+    cot = False
+    default_shots = 3
+    max_new_tokens = 32
+    stop = ("\n\nQ:", "\n\n")
+    hub_id = HUB_ID  # where the questions come from when only cot-prompts/ is local
+
+    def __init__(self) -> None:
+        self.source = ""
+
+    def load(self, data_dir, limit=None, shots=None) -> list[EvalExample]:
+        shots = self.default_shots if shots is None else shots
+        self.shots_used = shots
+        root = find_suite_dir(data_dir, "bbh", ("cot-prompts", "bbh"))
+        if root is not None and not (root / "cot-prompts").is_dir() and (root.parent / "cot-prompts").is_dir():
+            root = root.parent  # --data-dir pointed at the suite folder itself, whose bbh/ holds the JSON files
+        prompt_dir = root / "cot-prompts" if root is not None else None
+        if data_dir is not None and root is None:
+            raise FlanctlError(f"--data-dir {data_dir} has no bbh/ folder (expected bbh/bbh/*.json and bbh/cot-prompts/*.txt)")
+        if prompt_dir is None or not prompt_dir.is_dir():
+            if data_dir is None:
+                # The hub copy has the questions but not the official prompts: still need files.
+                raise FlanctlError("suite bbh needs the official cot-prompts/*.txt files: pass --data-dir DIR with bbh/cot-prompts/ (and bbh/bbh/*.json)")
+            raise FlanctlError(f"{root}: no cot-prompts/ folder; BBH prompts come from cot-prompts/<subtask>.txt")
+        rows_by_subtask = self._read_examples(root, prompt_dir)
+        self.source = str(root)
+        examples: list[EvalExample] = []
+        for subtask, rows in rows_by_subtask.items():
+            prompt_file = prompt_dir / f"{subtask}.txt"
+            if not prompt_file.exists():
+                raise FlanctlError(f"{prompt_file}: missing; every BBH subtask needs its 3-shot prompt file")
+            description, exemplars = parse_cot_prompt(prompt_file.read_text(encoding="utf-8"), str(prompt_file))
+            exemplars = exemplars[:shots]
+            prefix = self._prefix(description, exemplars)
+            targets = {r["target"] for r in rows}
+            for i, row in enumerate(rows if limit is None else rows[:limit]):
+                target = row["target"]
+                examples.append(
+                    EvalExample(
+                        id=f"{subtask}-{i}",
+                        task=task_of(subtask),
+                        subtask=subtask,
+                        prompt=prefix + self._question(row["input"]),
+                        target=target,
+                        golds=(target,),
+                        chance=option_chance(row["input"], targets),
+                    )
+                )
+        return examples
+
+    def _read_examples(self, root: Path, prompt_dir: Path) -> dict[str, list[dict[str, Any]]]:
+        data_dir = root / "bbh"
+        found: dict[str, list[dict[str, Any]]] = {}
+        if data_dir.is_dir():
+            for path in sorted(data_dir.glob("*.json")):
+                try:
+                    payload = json.loads(path.read_text(encoding="utf-8"))
+                    rows = payload["examples"]
+                    for j, r in enumerate(rows):
+                        if not isinstance(r.get("input"), str) or not isinstance(r.get("target"), str):
+                            raise KeyError(f"examples[{j}] needs string 'input' and 'target'")
+                except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                    raise FlanctlError(f"{path}: not a BBH file ({exc}); expected {{\"examples\": [{{\"input\", \"target\"}}]}}") from exc
+                found[path.stem] = rows
+        else:
+            from flanctl.evals.hub import load_hub_split
+
+            for subtask in sorted(p.stem for p in prompt_dir.glob("*.txt")):
+                found[subtask] = load_hub_split(self.hub_id, subtask, "test", self.name)
+        if not found:
+            raise FlanctlError(f"{data_dir}: no BBH subtask files (*.json)")
+        return found
+
+    # ---- prompts
+    def _prefix(self, description: str, exemplars: list[tuple[str, str, str]]) -> str:
+        blocks = [f"Q: {q}\nA: {answer}" for q, _, answer in exemplars]
+        head = [description] if description else []
+        return "\n\n".join(head + blocks) + ("\n\n" if head or blocks else "")
+
+    def _question(self, text: str) -> str:
+        return f"Q: {text}\nA:"
+
+    # ---- scoring
+    def extract(self, text, example):
+        return bbh_direct_answer(text)
+
+    def answer_key(self, text, example):
+        return bbh_canonical(self.extract(text, example), example.target)
+
+    def score(self, examples, outputs):
+        result = super().score(examples, outputs)
+        # Three-way tasks: the mean of their subtask accuracies (not the pooled examples),
+        # as the paper does, so each of the 23 tasks weighs the same in the headline.
+        subtasks = result.get("subtasks", {})
+        tasks = dict(result["tasks"])
+        for prefix in THREE_WAY_PREFIXES:
+            subs = [v for s, v in subtasks.items() if task_of(s) == prefix]
+            if subs:
+                tasks[prefix] = mean(subs)
+        result["tasks"] = dict(sorted(tasks.items()))
+        result["score"] = mean(tasks.values())
+        result["subtask_mean"] = mean(subtasks.values())
+        return result
+
+    def chance_level(self, examples):
+        per_sub: dict[str, list[float]] = {}
+        for ex in examples:
+            per_sub.setdefault(ex.subtask or ex.task, []).append(ex.chance)
+        per_task: dict[str, list[float]] = {}
+        for sub, values in per_sub.items():
+            per_task.setdefault(task_of(sub), []).append(100.0 * mean(values))
+        return mean(mean(v) for v in per_task.values())
+
+    def settings(self):
+        return {
+            **super().settings(),
+            "prompts": "cot-prompts/<subtask>.txt" + ("" if self.cot else " (answer-only exemplars)"),
+            "data": self.source,
+        }
+
+
+class BBHCoT(BBH):
+    name = "bbh-cot"
+    cot = True
+    max_new_tokens = 256
+    stop = ("\n\nQ:",)
+
+    def _prefix(self, description, exemplars):
+        blocks = [f"Q: {q}\nA: {text}" for q, text, _ in exemplars]
+        head = [description] if description else []
+        return "\n\n".join(head + blocks) + ("\n\n" if head or blocks else "")
+
+    def _question(self, text):
+        return f"Q: {text}\nA: {COT_TRIGGER}"
+
+    def extract(self, text, example):
+        return bbh_cot_answer(text)

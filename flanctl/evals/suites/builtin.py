@@ -1,0 +1,64 @@
+"""`builtin`: flanctl's held-out procedural tasks (never trained on), offline, exact match.
+
+Examples come from `flanctl.data.builtin_tasks.generate(task, "test", n, seed)` for the
+catalog's `BUILTIN_HELD_OUT_TASKS`; ids are `<task>-<i>`. Prompts are zero-shot by default
+(few-shot exemplars, when asked for, come from the task's validation split) and use the
+training templates' delimiters, so a model finetuned on the built-in mixture sees the
+format it learned. Headline: mean over tasks.
+"""
+
+from __future__ import annotations
+
+from flanctl.errors import FlanctlError
+from flanctl.evals.answers import first_line
+from flanctl.evals.suites.base import EvalExample, Suite
+
+DEFAULT_EXAMPLES_PER_TASK = 200
+SEED = 0
+
+
+class Builtin(Suite):
+    name = "builtin"
+    cot = False
+    default_shots = 0
+    max_new_tokens = 24
+    stop = ("\n",)
+
+    def __init__(self, tasks: list[str] | None = None) -> None:
+        self.tasks = list(tasks) if tasks else None
+
+    def load(self, data_dir=None, limit=None, shots=None):
+        from flanctl.catalog.builtin import BUILTIN_HELD_OUT_TASKS
+        from flanctl.data.builtin_tasks import generate
+
+        shots = self.default_shots if shots is None else shots
+        self.shots_used = shots
+        tasks = self.tasks or list(BUILTIN_HELD_OUT_TASKS)
+        for task in tasks:
+            if task not in BUILTIN_HELD_OUT_TASKS:
+                raise FlanctlError(f"builtin suite: '{task}' is not a held-out built-in task; choose from {', '.join(BUILTIN_HELD_OUT_TASKS)}")
+        from flanctl.evals.suites.builtin_format import render_prompt
+
+        n = limit or DEFAULT_EXAMPLES_PER_TASK
+        examples = []
+        for task in tasks:
+            exemplars = generate(task, "validation", shots, SEED) if shots else []
+            for i, ex in enumerate(generate(task, "test", n, SEED)):
+                examples.append(
+                    EvalExample(
+                        id=f"{task}-{i}",
+                        task=task,
+                        prompt=render_prompt(ex, exemplars),
+                        target=ex.targets,
+                        golds=(ex.targets.strip(),),
+                        options=tuple(ex.options or ()),
+                        chance=1.0 / len(ex.options) if ex.options else 0.0,
+                    )
+                )
+        return examples
+
+    def extract(self, text, example):
+        return first_line(text)
+
+    def settings(self):
+        return {**super().settings(), "tasks": self.tasks or "catalog held-out set", "split": "test", "seed": SEED}

@@ -1,0 +1,192 @@
+"""MMLU: 5-shot from `dev`, direct (`mmlu`) and chain of thought (`mmlu-cot`), 57 subjects.
+
+Files: headerless CSV rows `question,A,B,C,D,answer` in `dev/`, `val/`, `test/` as
+`{subject}_{split}.csv` (the original release). Ids: `<subject>-<i>`, i the row in the test file.
+Headline: unweighted mean over subjects; `micro` is the mean over all questions.
+
+CoT exemplars: a JSON file mapping subject -> the few-shot CoT prompt (Flan's `mmlu-cot.json`
+layout), looked up as `<mmlu dir>/mmlu-cot.json` or passed as `cot_prompts=`. Without one,
+the CoT prompt uses the same five dev exemplars with no rationale
+("A: Let's think step by step. The answer is (B).") and `settings.prompts` says so.
+Scoring can also rank the four options by log-likelihood (`method="loglikelihood"`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from flanctl.errors import FlanctlError
+from flanctl.evals.answers import mmlu_letter
+from flanctl.evals.suites.base import EvalExample, Suite, find_suite_dir
+
+SUBJECTS = (
+    "abstract_algebra", "anatomy", "astronomy", "business_ethics", "clinical_knowledge",
+    "college_biology", "college_chemistry", "college_computer_science", "college_mathematics",
+    "college_medicine", "college_physics", "computer_security", "conceptual_physics",
+    "econometrics", "electrical_engineering", "elementary_mathematics", "formal_logic",
+    "global_facts", "high_school_biology", "high_school_chemistry", "high_school_computer_science",
+    "high_school_european_history", "high_school_geography", "high_school_government_and_politics",
+    "high_school_macroeconomics", "high_school_mathematics", "high_school_microeconomics",
+    "high_school_physics", "high_school_psychology", "high_school_statistics",
+    "high_school_us_history", "high_school_world_history", "human_aging", "human_sexuality",
+    "international_law", "jurisprudence", "logical_fallacies", "machine_learning", "management",
+    "marketing", "medical_genetics", "miscellaneous", "moral_disputes", "moral_scenarios",
+    "nutrition", "philosophy", "prehistory", "professional_accounting", "professional_law",
+    "professional_medicine", "professional_psychology", "public_relations", "security_studies",
+    "sociology", "us_foreign_policy", "virology", "world_religions",
+)
+LETTERS = ("A", "B", "C", "D")
+HUB_ID = "cais/mmlu"
+COT_PROMPTS_FILE = "mmlu-cot.json"
+
+
+def read_csv(path: Path) -> list[tuple[str, tuple[str, str, str, str], str]]:
+    """Rows (question, options, answer letter) of one headerless MMLU CSV."""
+    rows = []
+    with path.open(encoding="utf-8", newline="") as fh:
+        for n, row in enumerate(csv.reader(fh), start=1):
+            if len(row) != 6:
+                raise FlanctlError(f"{path}:{n}: expected 6 fields 'question,A,B,C,D,answer', got {len(row)}")
+            answer = row[5].strip()
+            if answer not in LETTERS:
+                raise FlanctlError(f"{path}:{n}: answer {answer!r} is not one of A, B, C, D")
+            rows.append((row[0], (row[1], row[2], row[3], row[4]), answer))
+    return rows
+
+
+def header(subject: str) -> str:
+    return f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n\n"
+
+
+class MMLU(Suite):
+    name = "mmlu"
+    cot = False
+    default_shots = 5
+    max_new_tokens = 8
+    stop = ("\n",)
+    hub_id = HUB_ID  # a hub id, or a local folder in the hub's layout
+    hub_subjects = SUBJECTS
+
+    def __init__(self, cot_prompts: str | Path | None = None, method: str = "generate") -> None:
+        if method not in ("generate", "loglikelihood"):
+            raise FlanctlError(f"mmlu: unknown method {method!r}; use generate or loglikelihood")
+        self.cot_prompts_path = Path(cot_prompts) if cot_prompts else None
+        self.method = method
+        self.prompt_source = "dev split, 5-shot (Hendrycks et al. format)"
+        self.source = ""
+
+    # ---- data
+    def load(self, data_dir, limit=None, shots=None):
+        shots = self.default_shots if shots is None else shots
+        self.shots_used = shots
+        root = find_suite_dir(data_dir, "mmlu", ("dev", "test"))
+        if data_dir is not None and root is None:
+            raise FlanctlError(f"--data-dir {data_dir} has no mmlu/ folder (expected mmlu/dev/ and mmlu/test/ with <subject>_<split>.csv)")
+        if root is None:
+            per_subject = self._from_hub()
+            self.source = self.hub_id
+        else:
+            per_subject = self._from_files(root)
+            self.source = str(root)
+        cot_file = self._cot_prompts(root)
+        examples = []
+        for subject, (dev, test) in per_subject.items():
+            if len(dev) < shots:
+                raise FlanctlError(f"mmlu: subject {subject} has {len(dev)} dev rows, {shots} shots needed")
+            prefix = self._prefix(subject, dev[:shots], cot_file)
+            for i, (question, options, answer) in enumerate(test if limit is None else test[:limit]):
+                examples.append(
+                    EvalExample(
+                        id=f"{subject}-{i}",
+                        task=subject,
+                        prompt=prefix + self._question(question, options),
+                        target=answer,
+                        golds=(answer,),
+                        options=LETTERS,
+                        chance=0.25,
+                    )
+                )
+        return examples
+
+    def _from_files(self, root: Path):
+        test_dir, dev_dir = root / "test", root / "dev"
+        if not test_dir.is_dir() or not dev_dir.is_dir():
+            raise FlanctlError(f"{root}: expected dev/ and test/ folders of <subject>_<split>.csv files")
+        per_subject = {}
+        for path in sorted(test_dir.glob("*_test.csv")):
+            subject = path.name[: -len("_test.csv")]
+            dev_path = dev_dir / f"{subject}_dev.csv"
+            if not dev_path.exists():
+                raise FlanctlError(f"{dev_path}: missing; MMLU few-shot exemplars come from the dev split")
+            per_subject[subject] = (read_csv(dev_path), read_csv(path))
+        if not per_subject:
+            raise FlanctlError(f"{test_dir}: no <subject>_test.csv files")
+        return per_subject
+
+    def _from_hub(self):
+        from flanctl.evals.hub import load_hub_split
+
+        per_subject = {}
+        for subject in self.hub_subjects:
+            def rows(split):
+                return [(r["question"], tuple(r["choices"]), LETTERS[int(r["answer"])]) for r in load_hub_split(self.hub_id, subject, split, self.name)]
+
+            per_subject[subject] = (rows("dev"), rows("test"))
+        return per_subject
+
+    def _cot_prompts(self, root: Path | None) -> dict[str, str] | None:
+        if not self.cot:
+            return None
+        path = self.cot_prompts_path or (root / COT_PROMPTS_FILE if root is not None else None)
+        if path is None or not path.exists():
+            if self.cot_prompts_path is not None:
+                raise FlanctlError(f"{path}: MMLU CoT prompt file not found")
+            self.prompt_source = "dev split, 5-shot, no rationale (no mmlu-cot.json found)"
+            return None
+        try:
+            prompts = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
+                raise ValueError("expected an object subject -> prompt text")
+        except (json.JSONDecodeError, ValueError) as exc:
+            raise FlanctlError(f"{path}: not an MMLU CoT prompt file ({exc})") from exc
+        self.prompt_source = f"{path} (CoT exemplars with rationales)"
+        return prompts
+
+    # ---- prompts
+    def _prefix(self, subject, dev, cot_file):
+        shots = "".join(self._question(q, opts) + f" {answer}\n\n" for q, opts, answer in dev)
+        return header(subject) + shots
+
+    def _question(self, question, options):
+        lines = [question] + [f"{letter}. {text}" for letter, text in zip(LETTERS, options)]
+        return "\n".join(lines) + "\nAnswer:"
+
+    # ---- scoring
+    def extract(self, text, example):
+        return mmlu_letter(text, cot=self.cot)
+
+    def settings(self):
+        return {**super().settings(), "prompts": self.prompt_source, "method": self.method, "data": self.source}
+
+
+class MMLUCoT(MMLU):
+    name = "mmlu-cot"
+    cot = True
+    max_new_tokens = 256
+    stop = ("\n\nQ:",)
+
+    def _prefix(self, subject, dev, cot_file):
+        if cot_file is not None:
+            if subject not in cot_file:
+                raise FlanctlError(f"MMLU CoT prompt file has no entry for subject '{subject}'")
+            text = cot_file[subject]
+            return text if text.endswith("\n\n") else text.rstrip("\n") + "\n\n"
+        # Same dev exemplars, answered in the CoT format without a rationale.
+        shots = "".join(self._question(q, opts) + f" The answer is ({answer}).\n\n" for q, opts, answer in dev)
+        return header(subject) + shots
+
+    def _question(self, question, options):
+        choices = " ".join(f"({letter}) {text}" for letter, text in zip(LETTERS, options))
+        return f"Q: {question}\n{choices}\nA: Let's think step by step."

@@ -1,0 +1,219 @@
+"""PaLM's building blocks as Keras 3 layers (keras.ops only: jax, tensorflow and torch).
+
+PaLM (Chowdhery et al. 2022, section 2): SwiGLU feed-forward, a *parallel* block
+(`y = x + attn(ln(x)) + mlp(ln(x))`, one layer norm per block), multi-query attention,
+rotary position embeddings, no biases anywhere, input and output embeddings shared.
+
+Every layer takes an explicit boolean attention mask `[B, Lq, Lk]` so the same code serves
+packed training batches (segment-aware causal mask) and cached decoding (mask over the cache).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+#: Large negative logit for masked attention entries (finite, so fully masked padding rows
+#: stay finite instead of producing NaN; their outputs are never used).
+_MASK_VALUE = -1e9
+
+
+def rotary_embedding(x, positions, max_wavelength: float = 10_000.0):
+    """Rotate `x` [B, L, N, h] by angles `positions * theta_i` (RoFormer, rotate-half form).
+
+    Positions come from the input (not from `arange`), so packed segments each start at 0
+    and left-padded generation prompts keep their first real token at position 0.
+    """
+    head_dim = x.shape[-1]
+    half = head_dim // 2
+    exponent = ops.arange(half, dtype="float32") * (2.0 / head_dim)
+    inv_freq = 1.0 / ops.power(max_wavelength, exponent)  # [h/2]
+    angles = ops.cast(positions, "float32")[:, :, None] * inv_freq[None, None, :]  # [B, L, h/2]
+    cos = ops.cos(angles)[:, :, None, :]
+    sin = ops.sin(angles)[:, :, None, :]
+    x32 = ops.cast(x, "float32")
+    x1, x2 = x32[..., :half], x32[..., half:]
+    rotated = ops.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+    return ops.cast(rotated, x.dtype)
+
+
+def segment_causal_mask(segment_ids):
+    """Boolean `[B, L, L]`: key index <= query index, same segment, key not padding (segment 0).
+
+    Packed examples never see each other, so packing is contamination-free.
+    """
+    length = ops.shape(segment_ids)[1]
+    idx = ops.arange(length)
+    causal = idx[None, :, None] >= idx[None, None, :]
+    same = ops.equal(segment_ids[:, :, None], segment_ids[:, None, :])
+    real_key = ops.not_equal(segment_ids, 0)[:, None, :]
+    return ops.logical_and(ops.logical_and(causal, same), real_key)
+
+
+@keras.saving.register_keras_serializable(package="flanctl")
+class SegmentCausalMask(keras.layers.Layer):
+    """Layer form of `segment_causal_mask`, so the functional graph sees a `[B, L, L]` bool."""
+
+    def call(self, segment_ids):
+        return segment_causal_mask(segment_ids)
+
+    def compute_output_spec(self, segment_ids):
+        b, length = segment_ids.shape
+        return keras.KerasTensor((b, length, length), dtype="bool")
+
+
+@keras.saving.register_keras_serializable(package="flanctl")
+class PaLMAttention(keras.layers.Layer):
+    """Multi-query (num_kv_heads=1) or grouped-query attention with rotary positions, no biases.
+
+    Call: `attn(x, positions, mask, cache=None, cache_index=None)`. Without a cache it returns
+    the output `[B, L, d]`; with a cache `[B, 2, T, K, h]` (keys, values for T slots) it writes
+    this call's keys/values at `cache_index` and returns `(output, new_cache)`.
+    """
+
+    def __init__(self, num_heads, num_kv_heads, head_dim, dropout=0.0, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        if num_heads % num_kv_heads:
+            raise ValueError(f"num_heads ({num_heads}) must be a multiple of num_kv_heads ({num_kv_heads})")
+        self.num_heads = num_heads
+        self.num_kv_heads = num_kv_heads
+        self.head_dim = head_dim
+        self.dropout = dropout
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        d = input_shape[-1]
+        common = dict(kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy)
+        self.query_dense = keras.layers.EinsumDense("btd,dnh->btnh", (None, self.num_heads, self.head_dim), name="query", **common)
+        self.key_dense = keras.layers.EinsumDense("btd,dkh->btkh", (None, self.num_kv_heads, self.head_dim), name="key", **common)
+        self.value_dense = keras.layers.EinsumDense("btd,dkh->btkh", (None, self.num_kv_heads, self.head_dim), name="value", **common)
+        self.output_dense = keras.layers.EinsumDense("btnh,nhd->btd", (None, d), name="attention_output", **common)
+        self.query_dense.build(input_shape)
+        self.key_dense.build(input_shape)
+        self.value_dense.build(input_shape)
+        self.output_dense.build((None, None, self.num_heads, self.head_dim))
+        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.built = True
+
+    def call(self, x, positions, mask, cache=None, cache_index=None, training=None):
+        q = rotary_embedding(self.query_dense(x), positions)
+        k = rotary_embedding(self.key_dense(x), positions)
+        v = self.value_dense(x)
+        if cache is not None:
+            # Write this step's keys/values into the cache slots [cache_index, cache_index + L).
+            zero = ops.zeros((), "int32")
+            start = [zero, ops.cast(cache_index, "int32"), zero, zero]
+            k_cache = ops.slice_update(cache[:, 0], start, ops.cast(k, cache.dtype))
+            v_cache = ops.slice_update(cache[:, 1], start, ops.cast(v, cache.dtype))
+            k, v = ops.cast(k_cache, q.dtype), ops.cast(v_cache, q.dtype)
+            cache = ops.stack([k_cache, v_cache], axis=1)
+        b, lq = ops.shape(q)[0], ops.shape(q)[1]
+        groups = self.num_heads // self.num_kv_heads
+        # Query heads grouped per kv head: [B, Lq, K, G, h]; the single MQA head is broadcast.
+        q = ops.reshape(q, (b, lq, self.num_kv_heads, groups, self.head_dim))
+        scores = ops.einsum("bqkgh,bskh->bkgqs", q, k)
+        scores = ops.cast(scores, "float32") * (1.0 / float(self.head_dim) ** 0.5)
+        scores = ops.where(mask[:, None, None, :, :], scores, _MASK_VALUE)
+        probs = ops.cast(ops.softmax(scores, axis=-1), v.dtype)
+        probs = self.dropout_layer(probs, training=training)
+        out = ops.einsum("bkgqs,bskh->bqkgh", probs, v)
+        out = ops.reshape(out, (b, lq, self.num_heads, self.head_dim))
+        out = self.output_dense(out)
+        return out if cache is None else (out, cache)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_heads=self.num_heads,
+            num_kv_heads=self.num_kv_heads,
+            head_dim=self.head_dim,
+            dropout=self.dropout,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="flanctl")
+class PaLMSwiGLU(keras.layers.Layer):
+    """SwiGLU feed-forward without biases: `down(silu(gate(x)) * up(x))` (Shazeer 2020)."""
+
+    def __init__(self, ffn_dim, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.ffn_dim = ffn_dim
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        d = input_shape[-1]
+        common = dict(kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy)
+        self.gate_dense = keras.layers.EinsumDense("btd,df->btf", (None, self.ffn_dim), name="ffn_gate", **common)
+        self.up_dense = keras.layers.EinsumDense("btd,df->btf", (None, self.ffn_dim), name="ffn_up", **common)
+        self.down_dense = keras.layers.EinsumDense("btf,fd->btd", (None, d), name="ffn_down", **common)
+        self.gate_dense.build(input_shape)
+        self.up_dense.build(input_shape)
+        self.down_dense.build((None, None, self.ffn_dim))
+        self.built = True
+
+    def call(self, x):
+        return self.down_dense(ops.silu(self.gate_dense(x)) * self.up_dense(x))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(ffn_dim=self.ffn_dim, kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
+        return config
+
+
+@keras.saving.register_keras_serializable(package="flanctl")
+class PaLMDecoderBlock(keras.layers.Layer):
+    """Parallel block: `y = x + dropout(attn(ln(x))) + dropout(mlp(ln(x)))`, one bias-free norm."""
+
+    def __init__(self, num_heads, num_kv_heads, head_dim, ffn_dim, dropout=0.0, layer_norm_epsilon=1e-6, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.num_kv_heads = num_kv_heads
+        self.head_dim = head_dim
+        self.ffn_dim = ffn_dim
+        self.dropout = dropout
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        self.layer_norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, center=False, name="layer_norm", dtype=self.dtype_policy
+        )
+        self.attention = PaLMAttention(
+            self.num_heads, self.num_kv_heads, self.head_dim, dropout=self.dropout,
+            kernel_initializer=self.kernel_initializer, name="attention", dtype=self.dtype_policy,
+        )
+        self.mlp = PaLMSwiGLU(self.ffn_dim, kernel_initializer=self.kernel_initializer, name="mlp", dtype=self.dtype_policy)
+        self.attention_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.mlp_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.layer_norm.build(input_shape)
+        self.attention.build(input_shape)
+        self.mlp.build(input_shape)
+        self.built = True
+
+    def call(self, x, positions, mask, cache=None, cache_index=None, training=None):
+        h = self.layer_norm(x)
+        attn = self.attention(h, positions, mask, cache=cache, cache_index=cache_index, training=training)
+        if cache is not None:
+            attn, cache = attn
+        y = x + self.attention_dropout(attn, training=training) + self.mlp_dropout(self.mlp(h), training=training)
+        return y if cache is None else (y, cache)
+
+    def compute_output_spec(self, x, *args, **kwargs):
+        if kwargs.get("cache") is not None:
+            raise NotImplementedError("cached calls run eagerly or under jit, not symbolically")
+        return keras.KerasTensor(x.shape, dtype=self.compute_dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_heads=self.num_heads,
+            num_kv_heads=self.num_kv_heads,
+            head_dim=self.head_dim,
+            ffn_dim=self.ffn_dim,
+            dropout=self.dropout,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+        )
+        return config

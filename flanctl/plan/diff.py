@@ -1,0 +1,92 @@
+"""Diff of a new plan against the run directory: new run, resume at step N, or replace.
+
+A change to the model, the tokenizer, the mixture, or what the data stream and optimizer
+state depend on makes the existing checkpoint meaningless for the new spec ("invalidates");
+anything else (more steps, a different learning rate, eval settings, the mesh) can resume
+from it ("compatible").
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flanctl.runs.run_dir import RunDir
+
+#: Spec paths (prefixes) whose change invalidates an existing checkpoint, with the reason.
+INVALIDATING: dict[str, str] = {
+    "model": "the model (family, size, architecture, weights, tokenizer, precision) changed",
+    "mixture": "the training data (mixture) changed",
+    "train.batch_size": "the data stream position depends on the batch size",
+    "train.grad_accum": "the optimizer's accumulators depend on grad_accum",
+    "train.optimizer": "the optimizer state belongs to another optimizer",
+    "train.seed": "initialisation and dropout seeds changed",
+    "distribution.backend": "checkpoints are written by the backend that trained them",
+}
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as {'a.b.c': leaf}; lists are leaves (compared whole)."""
+    if isinstance(obj, dict) and obj:
+        out: dict[str, Any] = {}
+        for key, value in obj.items():
+            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: obj}
+
+
+def _reason(path: str) -> str | None:
+    for prefix, reason in INVALIDATING.items():
+        if path == prefix or path.startswith(prefix + "."):
+            return reason
+    return None
+
+
+def spec_changes(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
+    """Leaf-level changes between two resolved spec dicts, each marked invalidating or not."""
+    a, b = flatten(old), flatten(new)
+    changes = []
+    for path in sorted(set(a) | set(b)):
+        if path == "name":
+            continue
+        if a.get(path, "<unset>") != b.get(path, "<unset>"):
+            reason = _reason(path)
+            changes.append({"path": path, "old": a.get(path), "new": b.get(path), "invalidates": reason is not None, "reason": reason})
+    return changes
+
+
+def run_diff(run: RunDir, new_spec: dict[str, Any], steps: int) -> dict[str, Any]:
+    """The plan's `run.diff`: what apply will do to `run` given the new resolved spec."""
+    state = run.read_state()
+    if not state and not run.plan_path.is_file():
+        return {"action": "create", "step": 0, "changes": [], "has_changes": True, "summary": f"new run {run.root}"}
+
+    old_spec = None
+    if run.plan_path.is_file():
+        try:
+            old_spec = json.loads(run.plan_path.read_text(encoding="utf-8")).get("spec")
+        except (json.JSONDecodeError, AttributeError):
+            old_spec = None
+    changes = spec_changes(old_spec, new_spec) if isinstance(old_spec, dict) else []
+    latest = run.latest_checkpoint()
+    step = max(int(state.get("step", 0) or 0), latest[0] if latest else 0)
+    invalid = [c for c in changes if c["invalidates"]]
+
+    if invalid and step > 0:
+        paths = ", ".join(c["path"] for c in invalid[:4]) + (" ..." if len(invalid) > 4 else "")
+        return {
+            "action": "replace",
+            "step": step,
+            "changes": changes,
+            "has_changes": True,
+            "summary": f"checkpoint at step {step} is invalidated by {paths}; apply --replace starts the run afresh",
+        }
+    if state.get("status") == "completed" and step >= steps and not changes:
+        return {"action": "none", "step": step, "changes": [], "has_changes": False, "summary": f"run complete at step {step}; nothing to do"}
+    if step > 0:
+        action, summary = "resume", f"resume at step {step} of {steps}"
+    else:
+        action, summary = "start", "run directory exists without a checkpoint: start at step 0"
+    if changes:
+        summary += f" ({len(changes)} compatible change{'s' if len(changes) != 1 else ''})"
+    return {"action": action, "step": step, "changes": changes, "has_changes": True, "summary": summary}

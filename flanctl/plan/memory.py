@@ -1,0 +1,159 @@
+"""Memory per device: parameters, gradients, optimizer state, activations, against capacity.
+
+Sharding model (stated in the plan): parameters, gradients and optimizer state are split over
+the mesh's `model` axis and replicated over `data`; activations are split over `data` (the
+batch), and the per-head / feed-forward activations inside a layer also over `model`
+(tensor parallelism), while the residual stream (width d) is replicated over `model`.
+
+Activations, per layer and per token, in elements of the compute dtype (S = sequence length):
+- decoder layer (palm, parallel block): 2d (layer input, norm output) + (H + 2K)h (q, k, v)
+  + Hh (attention output) + 3f (gate, up, gated product) + H*S (attention probabilities).
+- t5 encoder layer: 4d (two residual inputs, two norm outputs) + 4Hh + 3f + H*S_in.
+- t5 decoder layer: 6d + 4Hh (self) + 2Hh (cross q, out) + 3f + H*S_tgt + H*S_in
+  (+ cross-attention k and v: 2Hh per encoder token per decoder layer).
+With rematerialisation only each layer's input (d per token) is kept, plus one layer's full
+activations while it is recomputed. The output logits and their softmax (2 * vocab fp32
+words per target token) are counted in both cases.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flanctl.catalog.models import is_decoder_only
+from flanctl.plan.devices import device_memory_bytes
+
+PARAM_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "mixed_bfloat16": 4, "mixed_float16": 4}
+COMPUTE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "mixed_bfloat16": 2, "mixed_float16": 2}
+
+
+def weight_shapes(family: str, arch: dict[str, int]) -> list[tuple[tuple[int, ...], int]]:
+    """Logical weight shapes as (shape, how many), for the optimizer's factored state."""
+    d, H, h, f, V = arch["hidden_dim"], arch["num_heads"], arch["head_dim"], arch["ffn_dim"], arch["vocab_size"]
+    if is_decoder_only(family):
+        K, L = arch["num_kv_heads"], arch["num_layers"]
+        return [
+            ((V, d), 1),
+            ((d, H * h), L), ((d, K * h), 2 * L), ((H * h, d), L),
+            ((d, f), 2 * L), ((f, d), L),
+            ((d,), L + 1),
+        ]
+    Le = arch.get("encoder_layers", arch["num_layers"])
+    Ld = arch.get("decoder_layers", arch["num_layers"])
+    return [
+        ((V, d), 2),
+        ((d, H * h), 3 * Le + 2 * 3 * Ld), ((H * h, d), Le + 2 * Ld),
+        ((d, f), 2 * (Le + Ld)), ((f, d), Le + Ld),
+        ((d,), 2 * Le + 3 * Ld + 2), ((32, H), 2),
+    ]
+
+
+def _adafactor_factored_words(shapes: list[tuple[tuple[int, ...], int]]) -> int:
+    """Second-moment words: rows + cols per matrix, the full size per vector."""
+    words = 0
+    for shape, count in shapes:
+        words += count * (shape[0] + shape[1] if len(shape) == 2 else shape[0])
+    return words
+
+
+def _activations_per_token(family: str, arch: dict[str, int], mix: Any, model_axis: int, remat: bool) -> tuple[float, float]:
+    """(elements kept per token over all layers, elements of one layer's working set per token)."""
+    d, H, h, f = arch["hidden_dim"], arch["num_heads"], arch["head_dim"], arch["ffn_dim"]
+    m = model_axis
+    s_in, s_tgt = mix.inputs_length, mix.targets_length
+    if is_decoder_only(family):
+        K, L, S = arch["num_kv_heads"], arch["num_layers"], s_in + s_tgt
+        layer = 2 * d + ((H + 2 * K) * h + H * h + 3 * f + H * S) / m
+        kept = L * (d if remat else layer)
+        return kept, layer
+    Le = arch.get("encoder_layers", arch["num_layers"])
+    Ld = arch.get("decoder_layers", arch["num_layers"])
+    # Average over all tokens of the step: encoder layers see s_in tokens, decoder layers s_tgt.
+    share_in, share_tgt = s_in / (s_in + s_tgt), s_tgt / (s_in + s_tgt)
+    enc = 4 * d + (4 * H * h + 3 * f + H * s_in) / m
+    dec = 6 * d + (6 * H * h + 3 * f + H * s_tgt + H * s_in) / m
+    cross_kv = Ld * 2 * H * h / m  # per encoder token, kept for every decoder layer
+    if remat:
+        kept = share_in * (Le * d + cross_kv) + share_tgt * Ld * d
+    else:
+        kept = share_in * (Le * enc + cross_kv) + share_tgt * Ld * dec
+    return kept, max(share_in * enc, share_tgt * dec)
+
+
+def memory_section(spec: Any, family: str, arch: dict[str, int] | None, params: int | None, notes: list[str]) -> dict[str, Any]:
+    """The plan's `memory` object (per-device bytes, capacity, `fits`, largest term)."""
+    dist, train, mix = spec.distribution, spec.train, spec.mixture
+    device_bytes = device_memory_bytes(dist.device)
+    if arch is None or params is None:
+        notes.append("memory not estimated: the architecture is only known once the preset is loaded")
+        return {"per_device_bytes": None, "device_bytes": device_bytes, "fits": None, "largest": None, "terms": {}}
+
+    m, data = dist.mesh.model, dist.mesh.data
+    p_bytes = PARAM_BYTES[spec.model.precision]
+    c_bytes = COMPUTE_BYTES[train.precision]
+    params_b = params * p_bytes / m
+    grads_b = params * p_bytes / m
+    shapes = weight_shapes(family, arch)
+    if train.optimizer == "adafactor":
+        factored = _adafactor_factored_words(shapes) * 4 / m
+        # keras.optimizers.Adafactor also keeps a full-size "velocity" slot per variable
+        # (in the variable's dtype), so the state is that plus the factored moments.
+        velocity = params * p_bytes / m
+        opt_b = factored + velocity
+        opt_detail = {"factored_second_moments": factored, "keras_velocity": velocity}
+    else:
+        opt_b = 2 * params * 4 / m
+        opt_detail = {"adam_moments_fp32": opt_b}
+    accum_b = params * p_bytes / m if train.grad_accum > 1 else 0.0
+
+    seqs_per_device = train.batch_size / data / train.grad_accum
+    tokens_per_device = seqs_per_device * (mix.inputs_length + mix.targets_length)
+    target_tokens = seqs_per_device * (mix.targets_length if family == "t5" else mix.inputs_length + mix.targets_length)
+    logits_b = target_tokens * 2 * arch["vocab_size"] * 4 / m
+
+    act = {}
+    for remat in (False, True):
+        kept, layer = _activations_per_token(family, arch, mix, m, remat)
+        working = layer * tokens_per_device * c_bytes if remat else 0.0
+        act[remat] = kept * tokens_per_device * c_bytes + working + logits_b
+
+    terms = {
+        "params": params_b,
+        "gradients": grads_b,
+        "optimizer": opt_b,
+        "grad_accumulators": accum_b,
+        "activations": act[train.remat],
+    }
+    total = sum(terms.values())
+    largest = max(terms, key=terms.get)
+    fits = total <= device_bytes
+    out = {
+        "per_device_bytes": total,
+        "device_bytes": device_bytes,
+        "fits": fits,
+        "largest": largest,
+        "terms": terms,
+        "optimizer_detail": opt_detail,
+        "activations_no_remat": act[False],
+        "activations_remat": act[True],
+        "remat": train.remat,
+        "tokens_per_device_microbatch": tokens_per_device,
+        "sharding": "params/grads/optimizer over model axis; activations over data (intra-layer over model too)",
+    }
+    # Fully sharded (params, grads and optimizer over data x model), as the paper's 2D layouts do.
+    devices = m * data
+    state = (params_b + grads_b + opt_b + accum_b) * m / devices
+    out["fully_sharded_bytes"] = state + act[train.remat]
+    if not fits:
+        hint = f"{largest} is the largest term ({largest_gib(terms[largest])} GiB)"
+        if not train.remat and act[True] + total - act[False] <= device_bytes:
+            notes.append(f"memory: does not fit ({hint}); train.remat: true would make it fit")
+        elif out["fully_sharded_bytes"] <= device_bytes:
+            notes.append(f"memory: does not fit with params over the model axis only ({hint}); it would fit fully sharded over data x model")
+        else:
+            notes.append(f"memory: does not fit ({hint}); use more devices, a larger model axis, grad_accum or remat")
+    return out
+
+
+def largest_gib(n: float) -> str:
+    return f"{n / 2**30:.1f}"

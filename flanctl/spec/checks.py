@@ -1,0 +1,208 @@
+"""Cross-field checks: rules that involve more than one field, run after the schema passed.
+
+Each problem is reported at the most relevant key the user actually wrote (so an impossible
+mesh points at `mesh.data`, not at a default). The model's architecture comes from the
+catalog (`flanctl.catalog`); the catalog is pure facts, so importing it stays cheap.
+"""
+
+from __future__ import annotations
+
+import math
+import typing
+from typing import Any
+
+from flanctl.errors import SpecError
+from flanctl.spec.error_locations import locate
+from flanctl.spec.field_paths import suggest
+from flanctl.spec.models import Spec, SuiteName
+from flanctl.spec.yaml_positions import Positions
+
+_SUM_TOLERANCE = 1e-6
+
+
+class _Reporter:
+    """Collects errors and notes, placing each error at the first written candidate path."""
+
+    def __init__(self, positions: Positions):
+        self.positions = positions
+        self.errors: list[SpecError] = []
+        self.notes: list[str] = []
+
+    def error(self, message: str, *candidates: tuple[Any, ...]) -> None:
+        path = next((c for c in candidates if c in self.positions), candidates[0] if candidates else ())
+        mark = locate(self.positions, path, want_key=True)
+        self.errors.append(SpecError(message, mark.file, mark.line, mark.col))
+
+
+def cross_field_errors(spec: Spec, positions: Positions) -> tuple[list[SpecError], list[str]]:
+    """All cross-field problems of a schema-valid spec, and notes (e.g. normalised proportions)."""
+    r = _Reporter(positions)
+    _check_batch(spec, r)
+    _check_mesh(spec, r)
+    _check_model(spec, r)
+    _check_mixture(spec, r)
+    _check_eval(spec, r)
+    return r.errors, r.notes
+
+
+def _check_batch(spec: Spec, r: _Reporter) -> None:
+    t, mesh = spec.train, spec.distribution.mesh
+    if t.batch_size % mesh.data:
+        r.error(f"train.batch_size {t.batch_size} is not divisible by distribution.mesh.data {mesh.data}; "
+                f"use a multiple of {mesh.data}", ("train", "batch_size"), ("distribution", "mesh", "data"))
+    if t.batch_size % t.grad_accum:
+        r.error(f"train.batch_size {t.batch_size} is not divisible by train.grad_accum {t.grad_accum}; "
+                "each micro-batch must have the same size", ("train", "grad_accum"), ("train", "batch_size"))
+    elif t.grad_accum > 1 and (t.batch_size // t.grad_accum) % mesh.data:
+        r.error(f"the micro-batch train.batch_size / train.grad_accum = {t.batch_size // t.grad_accum} "
+                f"is not divisible by distribution.mesh.data {mesh.data}",
+                ("train", "grad_accum"), ("train", "batch_size"), ("distribution", "mesh", "data"))
+
+
+def _check_mesh(spec: Spec, r: _Reporter) -> None:
+    d = spec.distribution
+    devices = d.processes.count * d.processes.devices_per_process
+    if d.mesh.data * d.mesh.model != devices:
+        r.error(f"distribution.mesh data*model = {d.mesh.data}*{d.mesh.model} = {d.mesh.data * d.mesh.model} "
+                f"but the processes have {d.processes.count}*{d.processes.devices_per_process} = {devices} devices; "
+                "make them equal", ("distribution", "mesh", "data"), ("distribution", "mesh", "model"),
+                ("distribution", "mesh"), ("distribution", "processes"))
+    if d.processes.count > 1 and not d.processes.coordinator:
+        r.error(f"distribution.processes.count is {d.processes.count}: set distribution.processes.coordinator "
+                "to host:port of process 0", ("distribution", "processes", "count"), ("distribution", "processes"))
+    coord = d.processes.coordinator
+    if coord:
+        host, sep, port = coord.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            r.error(f"distribution.processes.coordinator {coord!r} is not host:port (e.g. 10.0.0.1:1234)",
+                    ("distribution", "processes", "coordinator"))
+
+
+def _catalog_models():
+    try:
+        from flanctl.catalog import models as catalog
+    except ImportError:  # the catalog is optional for the schema layer
+        return None
+    return catalog
+
+
+def _check_model(spec: Spec, r: _Reporter) -> None:
+    m = spec.model
+    if m.family == "preset":
+        if not m.preset and not m.checkpoint:
+            r.error("model.family 'preset' needs model.preset (a keras-hub preset handle or local preset directory)",
+                    ("model", "preset"), ("model", "family"), ("model",))
+        return
+    if m.tokenizer.kind == "preset" and not (m.tokenizer.path or m.preset):
+        r.error("model.tokenizer.kind 'preset' needs model.tokenizer.path or model.preset (where the tokenizer comes from)",
+                ("model", "tokenizer", "kind"), ("model", "tokenizer"))
+    catalog = _catalog_models()
+    if catalog is None:
+        return
+    sizes = list(catalog.SIZES.get(m.family, {}))
+    if m.size is not None and m.size not in sizes:
+        close = suggest(m.size, sizes)
+        hint = close if close.startswith("; did") else ""
+        r.error(f"model.size '{m.size}' is not a {m.family} size; known: {', '.join(sizes)}{hint}", ("model", "size"))
+        return
+    try:
+        arch = catalog.resolve_architecture(m)
+    except ValueError as exc:
+        r.error(f"model: {exc}", ("model", "size"), ("model", "architecture"), ("model", "family"), ("model",))
+        return
+    heads, kv_heads, model_axis = arch["num_heads"], arch["num_kv_heads"], spec.distribution.mesh.model
+    if heads % model_axis:
+        r.error(f"attention heads ({heads}) are not divisible by distribution.mesh.model {model_axis}; "
+                f"use a model axis that divides {heads}", ("distribution", "mesh", "model"),
+                ("model", "architecture", "num_heads"), ("model", "size"))
+    if heads % kv_heads:
+        r.error(f"model.architecture.num_heads {heads} is not a multiple of num_kv_heads {kv_heads}",
+                ("model", "architecture", "num_kv_heads"), ("model", "architecture", "num_heads"), ("model", "size"))
+
+
+def _collection_names() -> list[str]:
+    try:
+        from flanctl.catalog.collections import COLLECTIONS
+    except ImportError:
+        return ["muffin", "t0_sf", "niv2", "cot", "dialog", "builtin"]
+    return list(COLLECTIONS)
+
+
+def _check_mixture(spec: Spec, r: _Reporter) -> None:
+    mix = spec.mixture
+    fs = mix.few_shot
+    if fs.min_shots > fs.max_shots:
+        r.error(f"mixture.few_shot.min_shots {fs.min_shots} is larger than max_shots {fs.max_shots}",
+                ("mixture", "few_shot", "min_shots"), ("mixture", "few_shot", "max_shots"))
+    known = _collection_names()
+    seen: dict[str, int] = {}
+    for i, c in enumerate(mix.collections):
+        here = ("mixture", "collections", i)
+        if c.name in seen:
+            r.error(f"collection '{c.name}' appears twice (items {seen[c.name]} and {i}); merge them", here + ("name",), here)
+        seen.setdefault(c.name, i)
+        if c.name not in known and not c.user_tasks and c.source is None:
+            close = suggest(c.name, known)
+            hint = close if close.startswith("; did") else f"; known: {', '.join(known)}"
+            r.error(f"unknown collection '{c.name}'{hint} (a collection of your own needs user_tasks or source)",
+                    here + ("name",), here)
+        task_names: dict[str, int] = {}
+        for j, task in enumerate(c.user_tasks):
+            if task.name in task_names:
+                r.error(f"user task '{task.name}' appears twice in collection '{c.name}'",
+                        here + ("user_tasks", j, "name"), here)
+            task_names.setdefault(task.name, j)
+        if c.templates is not None and sum(c.templates.model_dump().values()) <= 0:
+            r.error(f"collection '{c.name}': the template mix is all zero; give at least one format a share",
+                    here + ("templates",), here)
+    if not mix.collections:
+        return
+    total = math.fsum(c.proportion for c in mix.collections)
+    first = ("mixture", "collections", 0, "proportion")
+    if total <= 0:
+        r.error("mixture proportions are all zero; give at least one collection a positive proportion",
+                first, ("mixture", "collections"))
+    elif abs(total - 1.0) > _SUM_TOLERANCE:
+        if mix.normalize:
+            r.notes.append(f"mixture proportions summed to {total:g}; normalised to 1")
+        else:
+            r.error(f"mixture proportions sum to {total:g}, not 1, and mixture.normalize is false; "
+                    "fix the proportions or set normalize: true", ("mixture", "normalize"), first)
+
+
+def _check_eval(spec: Spec, r: _Reporter) -> None:
+    ev = spec.eval
+    seen: set[str] = set()
+    for i, suite in enumerate(ev.suites):
+        if suite in seen:
+            r.error(f"eval suite '{suite}' is listed twice", ("eval", "suites", i), ("eval", "suites"))
+        seen.add(suite)
+    suites = list(typing.get_args(SuiteName))
+    for name in ev.shots:
+        if name not in suites:
+            close = suggest(name, suites)
+            hint = close if close.startswith("; did") else ""
+            r.error(f"eval.shots: unknown suite '{name}'; known: {', '.join(suites)}{hint}", ("eval", "shots", name), ("eval", "shots"))
+        elif ev.shots[name] < 0:
+            r.error(f"eval.shots.{name} is {ev.shots[name]}; shots cannot be negative", ("eval", "shots", name))
+    if ev.builtin_tasks:
+        try:
+            from flanctl.catalog.builtin import BUILTIN_HELD_OUT_TASKS, BUILTIN_TRAIN_TASKS
+        except ImportError:
+            return
+        names = list(BUILTIN_HELD_OUT_TASKS) + list(BUILTIN_TRAIN_TASKS)
+        for i, task in enumerate(ev.builtin_tasks):
+            if task not in names:
+                close = suggest(task, names)
+                hint = close if close.startswith("; did") else f"; held-out tasks: {', '.join(BUILTIN_HELD_OUT_TASKS)}"
+                r.error(f"unknown built-in task '{task}'{hint}", ("eval", "builtin_tasks", i), ("eval", "builtin_tasks"))
+
+
+def normalised(spec: Spec) -> Spec:
+    """The spec with mixture proportions rescaled to sum to 1 (when normalize is on and needed)."""
+    mix = spec.mixture
+    total = math.fsum(c.proportion for c in mix.collections)
+    if not mix.normalize or total <= 0 or abs(total - 1.0) <= _SUM_TOLERANCE:
+        return spec
+    collections = [c.model_copy(update={"proportion": c.proportion / total}) for c in mix.collections]
+    return spec.model_copy(update={"mixture": mix.model_copy(update={"collections": collections})})

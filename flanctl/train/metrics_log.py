@@ -1,0 +1,46 @@
+"""Per-step metrics: `metrics.jsonl` (one JSON object a line) and TensorBoard scalars in `tb/`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from flanctl.train.tb_events import EventWriter
+
+FIELDS = ("step", "loss", "lr", "tokens", "tokens_per_s", "mfu", "time")
+
+
+def truncate_metrics(path: Path, last_step: int) -> None:
+    """Drop lines past `last_step`: after a resume those steps run again and are re-logged."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= last_step:
+                kept.append(line)
+        except json.JSONDecodeError:  # a line cut short by a kill
+            continue
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(k + "\n" for k in kept))
+    tmp.replace(path)
+
+
+class MetricsLog:
+    """Writes one record per logged step to metrics.jsonl and the TensorBoard event file."""
+
+    def __init__(self, jsonl: Path, tb_dir: Path, resume_step: int = 0):
+        jsonl.parent.mkdir(parents=True, exist_ok=True)
+        truncate_metrics(jsonl, resume_step)
+        self._jsonl = open(jsonl, "a")
+        self._tb = EventWriter(tb_dir)
+
+    def log(self, record: dict) -> None:
+        self._jsonl.write(json.dumps({k: record[k] for k in FIELDS if k in record}) + "\n")
+        self._jsonl.flush()
+        self._tb.scalars(record["step"], {f"train/{k}": record[k] for k in ("loss", "lr", "tokens_per_s", "mfu") if k in record})
+        self._tb.flush()
+
+    def close(self) -> None:
+        self._jsonl.close()
+        self._tb.close()

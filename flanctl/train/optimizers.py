@@ -1,0 +1,35 @@
+"""The optimizer of a TrainSpec: Adafactor with a constant rate (the paper's recipe) or AdamW.
+
+Gradient accumulation uses Keras's own `gradient_accumulation_steps` (the optimizer
+averages `grad_accum` micro-batch gradients and applies them once); clipping uses
+`global_clipnorm`.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from flanctl.train.schedules import WarmupSchedule
+
+
+def build_optimizer(train: dict) -> keras.optimizers.Optimizer:
+    """A compiled-step-ready optimizer from the `train` section of the spec (a dict)."""
+    accum = int(train.get("grad_accum", 1))
+    schedule = WarmupSchedule(
+        train["learning_rate"],
+        train.get("schedule", "constant"),
+        warmup=train.get("warmup_steps", 0),
+        total=train["steps"],
+        accum=accum,
+    )
+    common = dict(
+        learning_rate=schedule,
+        global_clipnorm=train.get("max_grad_norm"),
+        gradient_accumulation_steps=accum if accum > 1 else None,
+    )
+    if train.get("optimizer", "adafactor") == "adafactor":
+        # relative_step=False: the rate is ours (constant by default), not Adafactor's 1/sqrt(t).
+        return keras.optimizers.Adafactor(relative_step=False, **common)
+    return keras.optimizers.AdamW(
+        weight_decay=train.get("weight_decay", 0.0) or 0.0, beta_1=0.9, beta_2=0.95, epsilon=1e-8, **common
+    )

@@ -1,0 +1,260 @@
+"""The training loop: plan -> model, optimizer, stream -> steps, metrics, checkpoints, export.
+
+Import this only after `KERAS_BACKEND` is set (`flanctl.train.run_training` does that).
+Each optimizer step takes one batch from the stream and feeds it to Keras's compiled train
+step (`train_on_batch`) in `grad_accum` micro-batches; the optimizer accumulates their
+gradients and applies them once. The loss is cross-entropy summed over target tokens
+(`loss_mask` as sample weights) divided by their count (`mean_with_sample_weight`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import keras
+import numpy as np
+
+from flanctl.backends import Placement, get_backend
+from flanctl.errors import FlanctlError
+from flanctl.train.checkpoints import restore_checkpoint, save_checkpoint
+from flanctl.train.metrics_log import MetricsLog
+from flanctl.train.optimizers import build_optimizer
+from flanctl.train.progress import training_progress
+from flanctl.train.throughput import mfu, peak_flops
+
+LABEL_KEYS = ("targets", "loss_mask")
+
+
+def masked_loss() -> keras.losses.Loss:
+    """Token cross-entropy averaged over tokens whose sample weight (loss_mask) is 1."""
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+
+
+def split_batch(batch: dict) -> tuple[dict, np.ndarray, np.ndarray]:
+    """(model inputs, targets, loss_mask) from a stream batch."""
+    features = {k: v for k, v in batch.items() if k not in LABEL_KEYS}
+    return features, batch["targets"], batch["loss_mask"]
+
+
+def micro_batches(batch: dict, accum: int) -> list[dict]:
+    rows = len(batch["targets"])
+    if rows % accum:
+        raise FlanctlError(f"train.grad_accum: {accum} does not divide the per-process batch of {rows} rows; change train.batch_size or grad_accum")
+    size = rows // accum
+    return [{k: v[i * size : (i + 1) * size] for k, v in batch.items()} for i in range(accum)]
+
+
+def _default_model(plan: dict) -> keras.Model:
+    from flanctl.models import build_model
+
+    spec = plan["spec"]
+    family = spec["model"]["family"]
+    return build_model(plan["model"], family, dropout=spec["train"]["dropout"])
+
+
+def _default_stream(plan: dict, placement: Placement) -> Iterator[dict]:
+    from flanctl.data import build_train_stream, get_tokenizer
+    from flanctl.spec.models import Spec
+
+    spec = Spec.model_validate(plan["spec"])
+    base_dir = Path(plan.get("spec_path", ".")).resolve().parent
+    tokenizer = get_tokenizer(spec.model.tokenizer, base_dir)
+    return build_train_stream(spec, base_dir, tokenizer, process_index=placement.process_index, process_count=placement.process_count)
+
+
+class Trainer:
+    """One training job. `model_factory` / `stream_factory` default to the models and data rooms."""
+
+    def __init__(
+        self,
+        plan: dict,
+        run,
+        console=None,
+        model_factory: Callable[[dict], keras.Model] | None = None,
+        stream_factory: Callable[[dict, Placement], Iterator[dict]] | None = None,
+        export: bool = True,
+    ):
+        self.plan, self.run, self.console = plan, run, console
+        self.spec = plan["spec"]
+        self.cfg = self.spec["train"]
+        self.model_factory = model_factory or _default_model
+        self.stream_factory = stream_factory or _default_stream
+        self.export = export
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        dist = self.spec["distribution"]
+        backend = get_backend(dist["backend"])
+        if keras.backend.backend() != dist["backend"]:
+            raise FlanctlError(f"keras runs on {keras.backend.backend()}, the plan asks for {dist['backend']}; run through flanctl.train.run_training")
+        keras.utils.set_random_seed(int(self.cfg.get("seed", 0)))
+        keras.config.set_dtype_policy(self.cfg.get("precision", "float32"))
+        self.placement = backend.setup(dist, self.spec["model"]["family"])
+        self.ckpt_format = backend.checkpoint_format(self.placement)
+        with self.placement.scope():
+            self.model = self.model_factory(self.plan)
+            self.optimizer = build_optimizer(self.cfg)
+            self.model.compile(optimizer=self.optimizer, loss=masked_loss(), weighted_metrics=[])
+            # Optimizer slots must exist before a checkpoint can be restored into them.
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.optimizer = self.model.optimizer  # compile may wrap it (loss scaling under mixed_float16)
+        self.stream = self.stream_factory(self.plan, self.placement)
+        self.params = int(self.model.count_params())
+        self.peak = peak_flops(self.plan)
+
+    # ------------------------------------------------------------------ pieces
+    def _say(self, text: str) -> None:
+        if self.placement.is_chief:
+            if self.console is not None:
+                self.console.print(text)
+            else:
+                print(text, flush=True)
+
+    def _resume(self) -> tuple[int, int]:
+        latest = self.run.latest_checkpoint()
+        if latest is None:
+            return 0, 0
+        step, path = latest
+        meta, data_state = restore_checkpoint(path, self.model, self.optimizer, self.placement)
+        if data_state is None:
+            raise FlanctlError(
+                f"{path}: saved by {meta.get('process_count', 1)} process(es), resumed by {self.placement.process_count}; "
+                "resume with the same distribution.processes.count"
+            )
+        self.stream.set_state(data_state)
+        self._say(f"resuming from step {step} ({path})")
+        return int(meta["step"]), int(meta.get("tokens", 0))
+
+    def _save(self, step: int, tokens: int) -> Path:
+        path = save_checkpoint(
+            self.run.checkpoints_dir,
+            step,
+            self.model,
+            self.optimizer,
+            self.stream.get_state(),
+            {"tokens": tokens, "time": time.time()},
+            self.placement,
+            self.ckpt_format,
+            int(self.cfg.get("keep_checkpoints", 2)),
+        )
+        if self.placement.is_chief:
+            self.run.update_state(status="training", step=step, checkpoint=str(path))
+        return path
+
+    def train_step(self, batch: dict) -> float:
+        """One optimizer step over `grad_accum` micro-batches; returns the mean micro-batch loss."""
+        losses = []
+        for micro in micro_batches(batch, int(self.cfg.get("grad_accum", 1))):
+            features, targets, mask = split_batch(micro)
+            logs = self.model.train_on_batch(features, targets, sample_weight=mask, return_dict=True)
+            losses.append(float(logs["loss"]))
+        return float(np.mean(losses))
+
+    def current_lr(self, step: int) -> float:
+        """The learning rate the optimizer used at optimizer step `step` (0-based)."""
+        inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        lr = inner._learning_rate
+        if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
+            lr = lr(step * int(self.cfg.get("grad_accum", 1)))
+        return float(keras.ops.convert_to_numpy(lr))
+
+    # ------------------------------------------------------------------ loop
+    def run_loop(self) -> dict:
+        total = int(self.cfg["steps"])
+        log_every, ckpt_every = int(self.cfg.get("log_every", 10)), int(self.cfg.get("checkpoint_every", 1000))
+        step, tokens = self._resume()
+        chief = self.placement.is_chief
+        metrics = MetricsLog(self.run.metrics_path, self.run.tb_dir, resume_step=step) if chief else None
+        if chief:
+            self.run.update_state(status="training", step=step)
+        record: dict = {"step": step, "tokens": tokens}
+        last_ckpt = None
+        window_start, window_tokens = time.perf_counter(), 0
+        started = time.time()
+        progress = training_progress(self.console if chief else None)
+        try:
+            with progress if chief else _Quiet():
+                task = progress.add_task("train", total=total, completed=step, loss=float("nan"), tps=0.0, mfu=0.0)
+                while step < total:
+                    try:
+                        batch = next(self.stream)
+                    except StopIteration:
+                        raise FlanctlError(f"the data stream ended after {step} steps; add data or lower train.steps") from None
+                    loss = self.train_step(batch)
+                    if not np.isfinite(loss):
+                        raise FlanctlError(f"loss is {loss} at step {step + 1}; lower train.learning_rate or set train.max_grad_norm")
+                    step += 1
+                    batch_tokens = int(np.prod(batch["targets"].shape)) * self.placement.process_count
+                    tokens += batch_tokens
+                    window_tokens += batch_tokens
+                    if step % log_every == 0 or step == total:
+                        elapsed = max(time.perf_counter() - window_start, 1e-9)
+                        tps = window_tokens / elapsed
+                        record = {
+                            "step": step,
+                            "loss": loss,
+                            "lr": self.current_lr(step - 1),
+                            "tokens": tokens,
+                            "tokens_per_s": tps,
+                            "mfu": mfu(self.params, tps, self.peak),
+                            "time": time.time() - started,
+                        }
+                        if metrics:
+                            metrics.log(record)
+                        progress.update(task, completed=step, loss=loss, tps=tps, mfu=record["mfu"])
+                        window_start, window_tokens = time.perf_counter(), 0
+                    else:
+                        progress.update(task, completed=step, loss=loss)
+                    if step % ckpt_every == 0 or step == total:
+                        t0 = time.perf_counter()
+                        last_ckpt = self._save(step, tokens)
+                        window_start += time.perf_counter() - t0  # checkpoint time is not training throughput
+        finally:
+            if metrics:
+                metrics.close()
+        if last_ckpt is None:
+            latest = self.run.latest_checkpoint()
+            last_ckpt = latest[1] if latest else None
+        result = {**record, "step": step, "tokens": tokens, "params": self.params, "checkpoint": str(last_ckpt)}
+        if self.export and chief:
+            result["export"] = str(self._export())
+        if chief:
+            self.run.update_state(status="completed", step=step, checkpoint=str(last_ckpt), train_metrics=result)
+        self.placement.barrier("train-done")
+        return result
+
+    def _export(self) -> Path:
+        """Save the final model as a keras-hub preset directory in `export/` (tmp name, then rename)."""
+        import shutil
+
+        from flanctl.models import save_preset
+
+        final = self.run.export_dir
+        tmp = final.with_name("export.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        if self.placement.process_count > 1:
+            self._say("export: skipped for a multi-process run (weights are sharded); export from the last checkpoint on one host")
+            return final
+        save_preset(self.model, tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        return final
+
+
+class _Quiet:
+    """Stands in for the progress context on processes other than 0."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def train(plan: dict, run, console=None, **kwargs) -> dict:
+    """Set up and run one job (see `Trainer`); returns the final metrics."""
+    trainer = Trainer(plan, run, console, **kwargs)
+    trainer.setup()
+    return trainer.run_loop()

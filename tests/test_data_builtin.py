@@ -1,0 +1,64 @@
+"""Built-in procedural tasks: one generator per catalog name, deterministic, disjoint splits."""
+
+from __future__ import annotations
+
+import pytest
+
+from flanctl.catalog.builtin import BUILTIN_HELD_OUT_TASKS, BUILTIN_TASKS, BUILTIN_TRAIN_TASKS
+from flanctl.data import builtin_tasks
+from flanctl.errors import FlanctlError
+
+
+def test_every_catalog_task_has_a_generator_and_no_more():
+    assert set(builtin_tasks.GENERATORS) == set(BUILTIN_TASKS)
+    assert len(BUILTIN_TRAIN_TASKS) >= 16
+    assert 3 <= len(BUILTIN_HELD_OUT_TASKS) <= 4
+
+
+@pytest.mark.parametrize("task", sorted(BUILTIN_TASKS))
+def test_generator_is_deterministic_with_disjoint_splits(task):
+    a = builtin_tasks.generate(task, "train", 120, seed=3)
+    assert a == builtin_tasks.generate(task, "train", 120, seed=3)
+    assert [e.inputs for e in builtin_tasks.generate(task, "train", 120, seed=4)] != [e.inputs for e in a]
+    splits = {s: {e.inputs for e in builtin_tasks.generate(task, s, 80, seed=s2)} for s, s2 in (("train", 1), ("validation", 2), ("test", 3))}
+    assert not splits["train"] & splits["validation"]
+    assert not splits["train"] & splits["test"]
+    assert not splits["validation"] & splits["test"]
+    has_options = BUILTIN_TASKS[task].has_options
+    for ex in a:
+        assert ex.task == task
+        limit = 12 if task in BUILTIN_HELD_OUT_TASKS else 40  # held-out answers: a few bytes, exact match
+        assert ex.answer == ex.targets and 0 < len(ex.answer.encode()) <= limit, ex
+        assert ex.rationale and ex.answer not in ("", None)
+        if has_options:
+            assert ex.options and ex.answer in ex.options, ex
+        else:
+            assert ex.options is None
+
+
+def test_answers_are_right_on_checkable_tasks():
+    for ex in builtin_tasks.generate("multistep_arithmetic", "test", 50, seed=0):
+        expr = ex.inputs.removeprefix("Compute ").rstrip(".")
+        assert str(eval(expr, {"__builtins__": {}})) == ex.answer  # our own generated arithmetic only
+    for ex in builtin_tasks.generate("word_sorting", "test", 50, seed=0):
+        words = ex.inputs.split(": ", 1)[1].rstrip(".").split(", ")
+        assert ex.answer == " ".join(sorted(words))
+    for ex in builtin_tasks.generate("letter_counting", "test", 50, seed=0):
+        letter, word = ex.inputs.split("'")[1], ex.inputs.split("'")[3]
+        assert ex.answer == str(word.count(letter))
+    for ex in builtin_tasks.generate("modular_arithmetic", "test", 50, seed=0):
+        expr, m = ex.inputs.removeprefix("What is ").rstrip("?").split(" mod ")
+        assert str(eval(expr, {"__builtins__": {}}) % int(m)) == ex.answer
+
+
+def test_both_answers_of_yes_no_tasks_occur():
+    for task in ("navigation", "anagram_check", "boolean_expressions"):
+        answers = {e.answer for e in builtin_tasks.generate(task, "train", 200, seed=0)}
+        assert len(answers) == 2, (task, answers)
+
+
+def test_unknown_task_and_split_are_one_line_errors():
+    with pytest.raises(FlanctlError, match="unknown built-in task 'nope'"):
+        builtin_tasks.generate("nope", "train", 1)
+    with pytest.raises(FlanctlError, match="unknown split 'dev'"):
+        builtin_tasks.generate("parity", "dev", 1)

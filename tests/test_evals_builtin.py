@@ -1,0 +1,50 @@
+"""The `builtin` suite: held-out procedural tasks, offline, with the training templates' layout."""
+
+import pytest
+
+from flanctl.catalog.builtin import BUILTIN_HELD_OUT_TASKS
+from flanctl.data.builtin_tasks import generate
+from flanctl.errors import FlanctlError
+from flanctl.evals.reference_predictors import EchoPredictor, FixedPredictor, GoldPredictor
+from flanctl.evals.runner import run_suite
+from flanctl.evals.suites import make_suite
+
+
+def test_builtin_examples_ids_and_prompts():
+    examples = make_suite("builtin").load(None, limit=5)
+    assert [e.id for e in examples[:5]] == [f"{BUILTIN_HELD_OUT_TASKS[0]}-{i}" for i in range(5)]
+    assert {e.task for e in examples} == set(BUILTIN_HELD_OUT_TASKS)
+    raw = generate("anagram_check", "test", 5, 0)
+    mine = [e for e in examples if e.task == "anagram_check"]
+    assert [e.target for e in mine] == [r.targets for r in raw]
+    assert mine[0].prompt == raw[0].inputs + "\n\nOPTIONS:\n- Yes\n- No"  # zero-shot template, variant 0
+    mod = [e for e in examples if e.task == "modular_arithmetic"][0]
+    assert "OPTIONS" not in mod.prompt and mod.chance == 0.0
+
+
+def test_builtin_few_shot_uses_validation_exemplars_and_delimiters():
+    examples = make_suite("builtin").load(None, limit=2, shots=2)
+    p = examples[0].prompt
+    assert p.startswith("Q: ") and p.endswith("\nA:") and p.count("\nA: ") == 2
+    test_questions = {r.inputs for r in generate(BUILTIN_HELD_OUT_TASKS[0], "test", 2, 0)}
+    shots = generate(BUILTIN_HELD_OUT_TASKS[0], "validation", 2, 0)
+    assert all(s.inputs in p for s in shots) and not any(s.inputs in test_questions for s in shots)
+
+
+def test_builtin_scores():
+    examples = make_suite("builtin").load(None, limit=20)
+    assert run_suite("builtin", GoldPredictor(examples), None, limit=20)["score"] == 100.0
+    result = run_suite("builtin", FixedPredictor(" Yes\nmore"), None, limit=20)
+    want = 100.0 * sum(r.targets == "Yes" for r in generate("anagram_check", "test", 20, 0)) / 20
+    assert result["tasks"]["anagram_check"] == pytest.approx(want)
+    assert result["tasks"]["modular_arithmetic"] == 0.0
+    assert result["score"] == pytest.approx(want / len(BUILTIN_HELD_OUT_TASKS))
+    assert run_suite("builtin", EchoPredictor(), None, limit=20)["score"] < 10.0
+    assert 0.0 < result["chance"] < 50.0
+
+
+def test_builtin_rejects_training_tasks():
+    with pytest.raises(FlanctlError, match="not a held-out built-in task"):
+        make_suite("builtin", tasks=["parity"]).load(None, limit=2)
+    result = run_suite("builtin", FixedPredictor("No"), None, limit=4, builtin_tasks=["anagram_check"])
+    assert list(result["tasks"]) == ["anagram_check"]

@@ -1,0 +1,194 @@
+"""Plan document: hashing, save/load, staleness, diff against the run, memory, mixture, evals, CLI exit codes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flanctl.errors import FlanctlError
+from flanctl.plan import check_fresh, load_plan, make_plan, save_plan
+from flanctl.runs import RunDir
+from flanctl.spec import load_spec
+
+TINY = """\
+apiVersion: flanctl/v1
+name: tiny
+model: {family: palm, size: tiny}
+mixture:
+  collections:
+    - {name: builtin, proportion: 1.0, cap: 50}
+  inputs_length: 64
+  targets_length: 32
+train: {batch_size: 4, steps: 20, precision: float32}
+eval: {suites: [builtin, bbh], limit: 5}
+"""
+
+
+def write(tmp_path: Path, text: str = TINY, name: str = "tiny.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def plan_for(tmp_path, text=TINY, overrides=()):
+    return make_plan(load_spec(write(tmp_path, text), list(overrides)), runs_root=tmp_path / "runs", overrides=list(overrides))
+
+
+def test_hash_roundtrip_and_tamper(tmp_path):
+    plan = plan_for(tmp_path)
+    out = save_plan(plan, tmp_path / "p.json")
+    assert load_plan(out) == plan
+    data = json.loads(out.read_text())
+    data["train"]["steps"] = 999
+    out.write_text(json.dumps(data))
+    with pytest.raises(FlanctlError, match="modified after it was made"):
+        load_plan(out)
+
+
+def test_load_plan_errors_are_one_line(tmp_path):
+    with pytest.raises(FlanctlError, match="no such plan"):
+        load_plan(tmp_path / "none.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(FlanctlError, match=r"bad.json:1:2: plan is not valid JSON") as exc:
+        load_plan(bad)
+    assert "\n" not in str(exc.value)
+
+
+def test_plan_is_deterministic(tmp_path):
+    assert plan_for(tmp_path)["plan_hash"] == plan_for(tmp_path)["plan_hash"]
+    assert plan_for(tmp_path, overrides=["train.steps=30"])["plan_hash"] != plan_for(tmp_path)["plan_hash"]
+
+
+def test_stale_when_spec_or_base_changes(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text("apiVersion: flanctl/v1\ntrain: {dropout: 0.1}\n")
+    spec = write(tmp_path, "extends: base.yaml\n" + TINY)
+    plan = make_plan(load_spec(spec), runs_root=tmp_path / "runs")
+    check_fresh(plan)  # fresh right after planning
+    base.write_text("apiVersion: flanctl/v1\ntrain: {dropout: 0.2}\n")
+    with pytest.raises(FlanctlError, match=r"stale plan: .*tiny.yaml or a file it extends changed"):
+        check_fresh(plan)
+
+
+def test_stale_when_overrides_reapplied_differently_or_spec_breaks(tmp_path):
+    plan = plan_for(tmp_path, overrides=["train.steps=30"])
+    check_fresh(plan)  # the stored overrides reproduce the hash
+    write(tmp_path, TINY.replace("batch_size: 4", "batch_size: -4"))
+    with pytest.raises(FlanctlError, match="no longer loads"):
+        check_fresh(plan)
+
+
+def test_stale_when_local_input_changes(tmp_path):
+    data = tmp_path / "tasks.jsonl"
+    data.write_text('{"inputs": "1+1", "targets": "2"}\n')
+    text = TINY.replace(
+        "    - {name: builtin, proportion: 1.0, cap: 50}",
+        "    - {name: mine, proportion: 1.0, user_tasks: [{name: add, source: {kind: local, path: tasks.jsonl}}]}",
+    )
+    plan = plan_for(tmp_path, text)
+    assert plan["inputs"]["tasks.jsonl"].startswith("sha256:")
+    check_fresh(plan)
+    data.write_text('{"inputs": "1+1", "targets": "3"}\n')
+    with pytest.raises(FlanctlError, match="input tasks.jsonl changed"):
+        check_fresh(plan)
+
+
+def test_tiny_plan_sections(tmp_path):
+    plan = plan_for(tmp_path)
+    assert plan["model"]["architecture"]["vocab_size"] == 259
+    assert plan["compute"]["tokens_per_step"] == 4 * 96
+    assert plan["compute"]["finetune_tokens"] == 20 * 4 * 96
+    assert plan["compute"]["finetune_flops"] == 6 * plan["model"]["params"] * 20 * 4 * 96
+    assert plan["compute"]["pretrain_flops"] is None and plan["compute"]["finetune_fraction"] is None
+    mem = plan["memory"]
+    assert mem["fits"] is True and mem["per_device_bytes"] == pytest.approx(sum(mem["terms"].values()))
+    assert mem["activations_remat"] < mem["activations_no_remat"]
+    mix = plan["mixture"]
+    assert mix["collections"][0]["tasks"] >= 16 and mix["collections"][0]["max_examples"] == 50 * mix["collections"][0]["tasks"]
+    assert mix["realized"] is None
+    suites = {s["name"]: s for s in plan["eval"]["suites"]}
+    assert suites["bbh"]["examples"] == 5 * 27 and suites["bbh"]["full_examples"] == 6511
+    assert suites["builtin"]["subtasks"] == 4
+    assert plan["run"]["diff"]["action"] == "create"
+
+
+def test_memory_optimizers_and_remat(tmp_path):
+    ada = plan_for(tmp_path)["memory"]
+    adam = plan_for(tmp_path, overrides=["train.optimizer=adamw"])["memory"]
+    params = plan_for(tmp_path)["model"]["params"]
+    assert adam["terms"]["optimizer"] == 2 * params * 4
+    # keras Adafactor: a full velocity slot plus factored rows + cols, far less than Adam's two moments.
+    assert ada["optimizer_detail"]["keras_velocity"] == params * 4
+    assert ada["terms"]["optimizer"] < adam["terms"]["optimizer"]
+    sharded = plan_for(tmp_path, overrides=["distribution.mesh.model=2", "distribution.processes.devices_per_process=2"])["memory"]
+    assert sharded["terms"]["params"] == pytest.approx(ada["terms"]["params"] / 2)
+
+
+def test_memory_not_fitting_names_largest_term(tmp_path):
+    plan = plan_for(tmp_path, overrides=["model.size=540b", "distribution.device=tpu-v5e"])
+    mem = plan["memory"]
+    assert mem["fits"] is False
+    assert mem["largest"] == max(mem["terms"], key=mem["terms"].get)
+    assert any(n.startswith("memory: does not fit") for n in plan["notes"])
+
+
+def test_t5_flops_count_encoder_and_decoder_separately(tmp_path):
+    plan = plan_for(tmp_path, TINY.replace("family: palm", "family: t5"))
+    c = plan["compute"]
+    assert "N_enc" in c["flops_method"]
+    assert c["finetune_flops"] < 6 * plan["model"]["params"] * c["finetune_tokens"]
+
+
+def test_full_flan_mixture_subset_counts(tmp_path):
+    text = TINY.replace(
+        "    - {name: builtin, proportion: 1.0, cap: 50}",
+        "    - {name: muffin, proportion: 52}\n    - {name: t0_sf, proportion: 15}\n    - {name: cot, proportion: 3}\n"
+        "    - {name: niv2, proportion: 30, exclude_tasks: [task001]}",
+    )
+    mix = plan_for(tmp_path, text)["mixture"]
+    assert mix["proportions_named"] == "A"
+    assert mix["expected"]["tasks"] == 1835
+    assert mix["expected"]["datasets"] is None  # a partial NIV2 has unknown dataset counts
+
+
+def test_diff_resume_replace_and_none(tmp_path):
+    plan = plan_for(tmp_path)
+    run = RunDir(plan["run"]["dir"])
+    run.root.mkdir(parents=True)
+    (run.plan_path).write_text(json.dumps(plan))
+    run.write_state({"status": "running", "step": 10})
+    (run.checkpoints_dir / "step_10").mkdir(parents=True)
+    more = plan_for(tmp_path, overrides=["train.steps=40"])["run"]["diff"]
+    assert more["action"] == "resume" and more["step"] == 10
+    assert [c["path"] for c in more["changes"]] == ["train.steps"] and not more["changes"][0]["invalidates"]
+    bigger = plan_for(tmp_path, overrides=["model.size=mini"])["run"]["diff"]
+    assert bigger["action"] == "replace" and any(c["invalidates"] for c in bigger["changes"])
+    run.write_state({"status": "completed", "step": 20})
+    same = plan_for(tmp_path)["run"]["diff"]
+    assert same["action"] == "none" and same["has_changes"] is False
+
+
+def _cli(args, cwd):
+    return subprocess.run([sys.executable, "-m", "flanctl.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_cli_detailed_exitcode_and_stale_apply(tmp_path):
+    spec = write(tmp_path)
+    res = _cli(["plan", str(spec), "--detailed-exitcode"], tmp_path)
+    assert res.returncode == 2, res.stderr  # a new run is a change
+    assert "Mixture" in res.stdout and (tmp_path / ".flanctl" / "plan.json").is_file()
+    plan = load_plan(tmp_path / ".flanctl" / "plan.json")
+    run = RunDir(plan["run"]["dir"])
+    run.root.mkdir(parents=True)
+    run.plan_path.write_text(json.dumps(plan))
+    run.write_state({"status": "completed", "step": 20})
+    assert _cli(["plan", str(spec), "--detailed-exitcode"], tmp_path).returncode == 0
+    spec.write_text(TINY.replace("steps: 20", "steps: 25"))
+    res = _cli(["apply"], tmp_path)
+    assert res.returncode == 1
+    assert res.stderr.strip().startswith("error: stale plan:") and len(res.stderr.strip().splitlines()) == 1
+    res = _cli(["plan", str(tmp_path / "missing.yaml")], tmp_path)
+    assert res.returncode in (1, 2) and "missing.yaml" in res.stderr

@@ -1,0 +1,103 @@
+"""The quickstart end to end through the real CLI: plan -> apply -> eval -> report.
+
+Runs `examples/quickstart.yaml` at reduced steps and eval size in a temporary working
+directory (so the run, its cache and `.flanctl/last_run` land there), with the same commands
+`make demo` uses, and checks every artefact of the chain.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flanctl.catalog.builtin import BUILTIN_HELD_OUT_TASKS, BUILTIN_TRAIN_TASKS
+
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART = REPO / "examples" / "quickstart.yaml"
+STEPS, LIMIT = 12, 4
+OVERRIDES = [f"train.steps={STEPS}", "train.checkpoint_every=6", "train.log_every=3", f"eval.limit={LIMIT}",
+             "eval.max_decode_length=16"]
+
+
+def flanctl(cwd: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "flanctl.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def with_sets(*args: str) -> list[str]:
+    return [*args, *(a for o in OVERRIDES for a in ("--set", o))]
+
+
+def test_quickstart_spec_is_small_offline_and_holds_out_eval_tasks():
+    """The shipped spec: a tiny palm model, byte tokenizer, built-in tasks only, held-out eval."""
+    from flanctl.spec.loader import load_spec
+
+    spec = load_spec(QUICKSTART).spec
+    assert spec.model.family == "palm" and spec.model.tokenizer.kind == "byte"
+    assert spec.model.architecture.num_layers <= 4 and spec.model.architecture.hidden_dim <= 256
+    assert [c.name for c in spec.mixture.collections] == ["builtin"]
+    coll = spec.mixture.collections[0]
+    assert coll.templates.cot > 0 and coll.templates.few_shot_opts > 0 and coll.templates.zero_shot_noopts > 0
+    trained = set(coll.tasks or BUILTIN_TRAIN_TASKS) - set(coll.exclude_tasks)
+    assert not trained & set(BUILTIN_HELD_OUT_TASKS)
+    assert spec.train.optimizer == "adafactor" and spec.train.schedule == "constant"
+    assert spec.eval.suites == ["builtin"]
+
+
+def test_quickstart_chain_plan_apply_eval_report(tmp_path):
+    # plan: the machine-readable plan of the quickstart.
+    proc = flanctl(tmp_path, *with_sets("plan", str(QUICKSTART), "--json"))
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    assert plan["model"]["family"] == "palm" and plan["model"]["params"] > 100_000
+    assert plan["memory"]["fits"] is True
+
+    # apply: data -> train -> eval, into ./runs/quickstart/.
+    proc = flanctl(tmp_path, *with_sets("apply", str(QUICKSTART)))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = tmp_path / "runs" / "quickstart"
+    for name in ("spec.yaml", "plan.json", "state.json", "metrics.jsonl"):
+        assert (run / name).is_file(), f"{name} missing from the run directory"
+    assert yaml.safe_load((run / "spec.yaml").read_text())["name"] == "quickstart"
+    assert json.loads((run / "plan.json").read_text())["model"]["params"] == plan["model"]["params"]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    train_rows = [r for r in rows if "loss" in r]
+    assert train_rows and train_rows[-1]["step"] == STEPS
+    assert all(math.isfinite(r["loss"]) and r["tokens_per_s"] > 0 for r in train_rows)
+    # A byte-level model starts near ln(259) = 5.56 and must learn something in a few steps.
+    assert train_rows[-1]["loss"] < train_rows[0]["loss"]
+    assert any(p.name.startswith("step_") for p in (run / "checkpoints").iterdir())
+
+    result = json.loads((run / "evals" / "builtin.json").read_text())
+    assert result["suite"] == "builtin"
+    assert set(result["tasks"]) == set(BUILTIN_HELD_OUT_TASKS)
+    assert result["n"] == LIMIT * len(BUILTIN_HELD_OUT_TASKS)
+    assert 0.0 <= result["score"] <= 100.0
+    assert result["score"] == pytest.approx(sum(result["tasks"].values()) / len(result["tasks"]))
+
+    # eval: with no run given, the last applied run; greedy decoding gives the same score again.
+    proc = flanctl(tmp_path, "eval", "--suite", "builtin", "--limit", str(LIMIT), "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = json.loads(proc.stdout)
+    assert again["suite"] == "builtin" and again["score"] == pytest.approx(result["score"])
+
+    # report: the run's loss plot and eval table.
+    proc = flanctl(tmp_path, "report", str(run), "--out", str(tmp_path / "report"))
+    assert proc.returncode == 0, proc.stderr
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "| builtin |" in md and (tmp_path / "report" / "loss.png").stat().st_size > 5000
+
+
+def test_apply_of_a_broken_quickstart_override_is_one_line(tmp_path):
+    proc = flanctl(tmp_path, "apply", str(QUICKSTART), "--set", "train.stepz=5")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "stepz" in lines[0] and "steps" in lines[0]
