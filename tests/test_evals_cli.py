@@ -106,3 +106,20 @@ def test_eval_of_last_run_writes_evals_json(monkeypatch, capsys, tmp_path):
     saved = json.loads((run / "evals" / "mmlu.json").read_text())
     assert saved["n"] == 4 and saved["tasks"]["abstract_algebra"] == 50.0 and saved["settings"]["limit"] == 2
     assert (run / "evals" / "mmlu-cot.json").exists() and "normalized average" in out
+
+
+def test_evaluate_run_uses_the_specs_eval_settings(tmp_path):
+    """`apply`'s eval stage: suites, limit, batch size and decode cap come from the plan's spec."""
+    from flanctl.evals.command import evaluate_run
+    from flanctl.evals.reference_predictors import FixedPredictor
+
+    run = tmp_path / "runs" / "q"
+    run.mkdir(parents=True)
+    plan = {"spec": {"eval": {"suites": ["builtin"], "limit": 3, "batch_size": 2, "max_decode_length": 10,
+                              "self_consistency": {"samples": 1, "temperature": 0.7}, "builtin_tasks": ["anagram_check"]}}}
+    predictor = FixedPredictor("Yes")
+    result = evaluate_run(run, plan, predictor=predictor)
+    assert result["n"] == 3 and list(result["tasks"]) == ["anagram_check"]
+    assert [c["n"] for c in predictor.calls] == [2, 1] and {c["max_new_tokens"] for c in predictor.calls} == {10}
+    assert json.loads((run / "evals" / "builtin.json").read_text())["score"] == result["score"]
+    assert evaluate_run(run, {"spec": {"eval": {"suites": []}}}, predictor=predictor) is None

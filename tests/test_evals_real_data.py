@@ -1,7 +1,6 @@
 """BBH and MGSM on the real files in ../shared/data: prompt building, oracle and fixed-answer scores."""
 
 import json
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -154,3 +153,10 @@ def test_mgsm_gold_answers_with_thousands_separators():
     texts = [f"The answer is {e.target.replace(',', '')}.0" for e in comma]
     suite = make_suite("mgsm")
     assert all(suite.answer_key(t, e) in e.golds for t, e in zip(texts, comma))
+
+
+@needs_bbh
+def test_bbh_file_sizes_match_the_catalog():
+    from flanctl.catalog.suites import BBH_SUBTASK_SIZES
+
+    assert {sub: len(_raw(sub)) for sub in SUBTASKS} == BBH_SUBTASK_SIZES

@@ -7,7 +7,7 @@ import pytest
 
 from flanctl.errors import FlanctlError
 from flanctl.evals.predictions_file import read_predictions
-from flanctl.evals.reference_predictors import CyclingPredictor, FixedPredictor, GoldPredictor
+from flanctl.evals.reference_predictors import CyclingPredictor, FixedPredictor
 from flanctl.evals.runner import combine, run_suite, run_suites, score_predictions, write_result
 from flanctl.evals.suites import make_suite
 from flanctl.evals.suites.base import EvalExample
@@ -72,7 +72,7 @@ def test_self_consistency_majority_vote_from_file(tmp_path):
     assert result["settings"]["self_consistency"]["samples"] == 5
 
 
-def test_self_consistency_live_run_passes_samples_and_temperature():
+def test_self_consistency_votes_on_numbers():
     predictor = CyclingPredictor(["The answer is 18.", "The answer is 20.", "x = 18.0"])
     examples = [EvalExample(id="de-0", task="de", prompt="p", target="18", golds=("18",))]
     suite = make_suite("mgsm")

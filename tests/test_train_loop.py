@@ -84,7 +84,7 @@ def test_training_writes_metrics_checkpoints_tb_state_and_export(tmp_path):
     # The export is a keras-hub preset that plain keras-hub reloads with the same logits.
     import keras_hub
 
-    import flanctl.models  # noqa: F401  (registers the palm classes)
+    import flanctl.models.palm  # noqa: F401  (registers the palm classes with keras)
 
     reloaded = keras_hub.models.CausalLM.from_preset(str(run.export_dir))
     batch = {k: v[:2] for k, v in next(iter(trainer.stream)).items() if k not in ("targets", "loss_mask")}

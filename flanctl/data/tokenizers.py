@@ -137,6 +137,18 @@ def train_sentencepiece(texts: Iterable[str], model_file: Path, vocab_size: int)
     texts = [t for t in texts if t]
     if not texts:
         raise FlanctlError(f"cannot train a SentencePiece model for {model_file}: the mixture produced no text")
+    try:
+        _train(spm, texts, prefix, vocab_size)
+    except RuntimeError as exc:  # e.g. a vocabulary too small for the 256 byte-fallback pieces
+        raise FlanctlError(f"model.tokenizer: training SentencePiece for {model_file} failed: {str(exc).splitlines()[0]}") from exc
+    os.replace(f"{prefix}.model", model_file)
+    vocab = Path(f"{prefix}.vocab")
+    if vocab.exists():
+        os.replace(vocab, model_file.with_suffix(".vocab"))
+    return model_file
+
+
+def _train(spm, texts: list[str], prefix: Path, vocab_size: int) -> None:
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(texts),
         model_prefix=str(prefix),
@@ -151,11 +163,6 @@ def train_sentencepiece(texts: Iterable[str], model_file: Path, vocab_size: int)
         byte_fallback=True,
         minloglevel=2,
     )
-    os.replace(f"{prefix}.model", model_file)
-    vocab = Path(f"{prefix}.vocab")
-    if vocab.exists():
-        os.replace(vocab, model_file.with_suffix(".vocab"))
-    return model_file
 
 
 def get_tokenizer(tok_spec, base_dir, mixture_texts: Iterable[str] | None = None, backend: str | None = None) -> Tokenizer:

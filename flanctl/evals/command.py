@@ -69,3 +69,31 @@ def evaluate(req: EvalRequest, progress=None) -> tuple[dict[str, Any], list[Path
         result = run_suites(req.suites, predictor, data_dir, **kwargs)
     written = write_result(result, run_dir / "evals") if run_dir is not None else []
     return result, written
+
+
+def evaluate_run(run_dir: str | Path, plan: dict[str, Any] | None = None, predictor=None, progress=None) -> dict[str, Any] | None:
+    """The eval stage of `apply`: the spec's `eval.suites` with its settings (limit, shots,
+    self-consistency, batch size, decode length, data dir, built-in tasks), results written to
+    `<run>/evals/`. Returns the result object, or None when the spec lists no suites."""
+    import json
+
+    from flanctl.evals.model_source import load_predictor, run_data_dir
+
+    run_dir = Path(run_dir)
+    if plan is None:
+        plan = json.loads((run_dir / "plan.json").read_text(encoding="utf-8"))
+    ev = (plan.get("spec") or {}).get("eval") or {}
+    suites = list(ev.get("suites") or [])
+    if not suites:
+        return None
+    if predictor is None:
+        predictor, _ = load_predictor(run_dir)
+    kwargs = dict(
+        limit=ev.get("limit"), shots=ev.get("shots") or None, self_consistency=ev.get("self_consistency"),
+        batch_size=ev.get("batch_size", 16), max_new_tokens=ev.get("max_decode_length"),
+        builtin_tasks=ev.get("builtin_tasks") or None, progress=progress,
+    )
+    data_dir = run_data_dir(run_dir)
+    result = run_suite(suites[0], predictor, data_dir, **kwargs) if len(suites) == 1 else run_suites(suites, predictor, data_dir, **kwargs)
+    write_result(result, run_dir / "evals")
+    return result

@@ -53,7 +53,7 @@ def load_predictor(run_dir: Path | None = None, checkpoint: str | None = None, p
     family = None
     if run_dir is not None:
         plan = _plan_of(run_dir)
-        backend = (plan.get("spec") or {}).get("distribution", {}).get("backend")
+        backend = (plan.get("distribution") or {}).get("backend") or ((plan.get("spec") or {}).get("distribution") or {}).get("backend")
         if backend:
             os.environ.setdefault("KERAS_BACKEND", backend)
         family = (plan.get("model") or {}).get("family")

@@ -70,7 +70,8 @@ def generate_outputs(
 ) -> dict[str, list[str]]:
     """id -> generated texts, in batches of `batch_size` prompts."""
     outputs: dict[str, list[str]] = {}
-    max_new = max_new_tokens or suite.max_new_tokens
+    # The spec's max_decode_length caps a suite's own budget (it never raises it: direct answers are short).
+    max_new = min(suite.max_new_tokens, max_new_tokens) if max_new_tokens else suite.max_new_tokens
     for start in range(0, len(examples), batch_size):
         batch = examples[start:start + batch_size]
         texts = predictor.generate(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ class EvalExample:
     subtask: str | None = None
     options: tuple[str, ...] = ()
     chance: float = 0.0  # probability that a uniformly random option is right (0 for free answers)
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def mean(values) -> float:
@@ -70,6 +69,7 @@ class Suite:
     max_new_tokens: int = 32
     stop: tuple[str, ...] = ("\n\n",)
     headline_tasks: tuple[str, ...] | None = None  # tasks averaged for the headline (None = all)
+    shots_used: int = 0  # set by `load`
 
     # ---- data
     def load(self, data_dir: str | Path | None, limit: int | None = None, shots: int | None = None) -> list[EvalExample]:
@@ -78,8 +78,6 @@ class Suite:
     def settings(self) -> dict[str, Any]:
         """Protocol settings recorded next to the scores (prompt source, shots, rules)."""
         return {"shots": self.shots_used, "cot": self.cot, "max_new_tokens": self.max_new_tokens, "stop": list(self.stop)}
-
-    shots_used: int = 0
 
     # ---- scoring
     def extract(self, text: str, example: EvalExample) -> str | None:

@@ -13,20 +13,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+from flanctl.catalog.suites import BBH_SUBTASK_SIZES
 from flanctl.errors import FlanctlError
 from flanctl.evals.answers import bbh_canonical, bbh_cot_answer, bbh_direct_answer
 from flanctl.evals.suites.base import EvalExample, Suite, find_suite_dir, mean
 
-SUBTASKS = (
-    "boolean_expressions", "causal_judgement", "date_understanding", "disambiguation_qa",
-    "dyck_languages", "formal_fallacies", "geometric_shapes", "hyperbaton",
-    "logical_deduction_five_objects", "logical_deduction_seven_objects", "logical_deduction_three_objects",
-    "movie_recommendation", "multistep_arithmetic_two", "navigate", "object_counting",
-    "penguins_in_a_table", "reasoning_about_colored_objects", "ruin_names",
-    "salient_translation_error_detection", "snarks", "sports_understanding", "temporal_sequences",
-    "tracking_shuffled_objects_five_objects", "tracking_shuffled_objects_seven_objects",
-    "tracking_shuffled_objects_three_objects", "web_of_lies", "word_sorting",
-)
+# The 27 subtask files (catalog facts, shared with the plan).
+SUBTASKS = tuple(sorted(BBH_SUBTASK_SIZES))
 THREE_WAY_PREFIXES = ("logical_deduction", "tracking_shuffled_objects")
 HUB_ID = "lukaemon/bbh"
 COT_TRIGGER = "Let's think step by step."

@@ -17,26 +17,13 @@ import csv
 import json
 from pathlib import Path
 
+from flanctl.catalog.suites import MMLU_SUBJECTS
 from flanctl.errors import FlanctlError
 from flanctl.evals.answers import mmlu_letter
 from flanctl.evals.suites.base import EvalExample, Suite, find_suite_dir
 
-SUBJECTS = (
-    "abstract_algebra", "anatomy", "astronomy", "business_ethics", "clinical_knowledge",
-    "college_biology", "college_chemistry", "college_computer_science", "college_mathematics",
-    "college_medicine", "college_physics", "computer_security", "conceptual_physics",
-    "econometrics", "electrical_engineering", "elementary_mathematics", "formal_logic",
-    "global_facts", "high_school_biology", "high_school_chemistry", "high_school_computer_science",
-    "high_school_european_history", "high_school_geography", "high_school_government_and_politics",
-    "high_school_macroeconomics", "high_school_mathematics", "high_school_microeconomics",
-    "high_school_physics", "high_school_psychology", "high_school_statistics",
-    "high_school_us_history", "high_school_world_history", "human_aging", "human_sexuality",
-    "international_law", "jurisprudence", "logical_fallacies", "machine_learning", "management",
-    "marketing", "medical_genetics", "miscellaneous", "moral_disputes", "moral_scenarios",
-    "nutrition", "philosophy", "prehistory", "professional_accounting", "professional_law",
-    "professional_medicine", "professional_psychology", "public_relations", "security_studies",
-    "sociology", "us_foreign_policy", "virology", "world_religions",
-)
+# The 57 subjects (catalog facts, shared with the plan).
+SUBJECTS = MMLU_SUBJECTS
 LETTERS = ("A", "B", "C", "D")
 HUB_ID = "cais/mmlu"
 COT_PROMPTS_FILE = "mmlu-cot.json"
@@ -76,6 +63,7 @@ class MMLU(Suite):
         self.method = method
         self.prompt_source = "dev split, 5-shot (Hendrycks et al. format)"
         self.source = ""
+        self.subjects_found = 0
 
     # ---- data
     def load(self, data_dir, limit=None, shots=None):
@@ -90,6 +78,7 @@ class MMLU(Suite):
         else:
             per_subject = self._from_files(root)
             self.source = str(root)
+        self.subjects_found = len(per_subject)
         cot_file = self._cot_prompts(root)
         examples = []
         for subject, (dev, test) in per_subject.items():
@@ -168,7 +157,8 @@ class MMLU(Suite):
         return mmlu_letter(text, cot=self.cot)
 
     def settings(self):
-        return {**super().settings(), "prompts": self.prompt_source, "method": self.method, "data": self.source}
+        return {**super().settings(), "prompts": self.prompt_source, "method": self.method, "data": self.source,
+                "subjects": f"{self.subjects_found} of {len(SUBJECTS)}"}
 
 
 class MMLUCoT(MMLU):

@@ -1,0 +1,157 @@
+"""The same tiny spec on every backend, and the JAX distribution checks (CPU).
+
+Each run is a subprocess with its own KERAS_BACKEND (Keras fixes the backend at import).
+- every backend: the loss goes down, and a model rebuilt from the last checkpoint gives the
+  logits of the trained model;
+- 8 virtual CPU devices: ModelParallel (data=2, model=4) and one device give the same
+  per-step losses (tolerance: rel 2e-3, float32 sums reordered by sharding);
+- two JAX processes on localhost (gloo): the same losses again, and their orbax checkpoint
+  reloads in one process with the one-device run's weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from test_train_loop import make_plan
+
+DRIVER = textwrap.dedent(
+    """
+    import json, os, sys
+    plan = json.load(open(sys.argv[1]))
+    from flanctl.train.job import prepare_backend
+    prepare_backend(plan)
+    import keras, numpy as np
+    from flanctl.runs import RunDir
+    from flanctl.train.checkpoints import restore_checkpoint
+    from flanctl.train.trainer import Trainer, split_batch
+
+    def build(plan):
+        t = Trainer(plan, RunDir(plan["run"]["dir"]), export=False)
+        t.setup()
+        return t
+
+    out = {"backend": keras.backend.backend()}
+    mode = sys.argv[2]
+    if mode in ("train", "train+reload"):
+        t = build(plan)
+        result = t.run_loop()
+        out["losses"] = [json.loads(l)["loss"] for l in open(t.run.metrics_path)] if t.placement.is_chief else []
+        out["devices"] = len(t.placement.devices)
+        out["process_index"] = t.placement.process_index
+        probe = next(t.stream)
+    if mode == "train+reload":
+        features, _, _ = split_batch(probe)
+        trained = keras.ops.convert_to_numpy(t.model(features))
+        fresh = build(plan)  # new weights from the seed, then the checkpoint on top
+        restore_checkpoint(t.run.latest_checkpoint()[1], fresh.model, fresh.optimizer, fresh.placement)
+        reloaded = keras.ops.convert_to_numpy(fresh.model(features))
+        out["reload_max_diff"] = float(np.max(np.abs(trained - reloaded)))
+    if mode == "reload-from":  # argv[3]: a checkpoint folder written by another run
+        t = build(plan)
+        meta, state = restore_checkpoint(sys.argv[3], t.model, t.optimizer, t.placement)
+        out["weights"] = [keras.ops.convert_to_numpy(v.value).tolist() for v in t.model.trainable_variables[:3]]
+        out["data_state_loaded"] = state is not None
+    if mode == "weights":
+        t = build(plan)
+        t.run_loop()
+        out["weights"] = [keras.ops.convert_to_numpy(v.value).tolist() for v in t.model.trainable_variables[:3]]
+    print("RESULT " + json.dumps(out), flush=True)
+    """
+)
+
+
+def run_driver(tmp_path: Path, plan: dict, mode: str, *extra: str, env: dict | None = None, wait: bool = True):
+    plan_file = tmp_path / f"{plan['spec']['name']}-plan.json"
+    plan_file.write_text(json.dumps(plan))
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("KERAS_BACKEND", None)  # the plan decides
+    full_env.pop("XLA_FLAGS", None)
+    full_env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    proc = subprocess.Popen([sys.executable, str(driver), str(plan_file), mode, *extra], env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc if not wait else collect(proc)
+
+
+def collect(proc) -> dict:
+    out, err = proc.communicate(timeout=600)
+    lines = [l for l in out.splitlines() if l.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, f"driver failed (exit {proc.returncode}):\n{err[-3000:]}"
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def check_backend(tmp_path, backend):
+    plan = make_plan(tmp_path, name=f"b-{backend}", steps=10, ckpt=10, log=1, backend=backend)
+    out = run_driver(tmp_path, plan, "train+reload")
+    assert out["backend"] == backend
+    losses = out["losses"]
+    assert len(losses) == 10 and losses[-1] < losses[0] - 0.1, losses
+    assert out["reload_max_diff"] < 1e-5
+
+
+def test_tensorflow_trains_and_checkpoint_reloads_same_logits(tmp_path):
+    check_backend(tmp_path, "tensorflow")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_backend_trains_and_checkpoint_reloads_same_logits(tmp_path, backend):
+    check_backend(tmp_path, backend)
+
+
+
+
+def mesh_plan(tmp_path, name, processes=1, coordinator=None, steps=6):
+    plan = make_plan(tmp_path, name=name, steps=steps, ckpt=steps, log=1)
+    dist = plan["spec"]["distribution"]
+    dist["mesh"] = {"data": 2, "model": 4}
+    dist["processes"] = {"count": processes, "devices_per_process": 8 // processes, "coordinator": coordinator}
+    return plan
+
+
+def test_model_parallel_2x4_on_8_cpu_devices_matches_one_device(tmp_path):
+    one = run_driver(tmp_path, make_plan(tmp_path, name="one", steps=6, ckpt=6, log=1), "train")
+    mesh = run_driver(tmp_path, mesh_plan(tmp_path, "mesh"), "train")
+    assert one["devices"] == 1 and mesh["devices"] == 8
+    assert mesh["losses"] == pytest.approx(one["losses"], rel=2e-3)
+    assert mesh["losses"][-1] < mesh["losses"][0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_jax_processes_match_one_device_and_checkpoint_reloads(tmp_path):
+    coordinator = f"127.0.0.1:{free_port()}"
+    plan = mesh_plan(tmp_path, "multi", processes=2, coordinator=coordinator)
+    procs = [run_driver(tmp_path, plan, "train", env={"FLANCTL_PROCESS_ID": str(i)}, wait=False) for i in range(2)]
+    outs = [collect(p) for p in procs]
+    chief = next(o for o in outs if o["process_index"] == 0)
+    assert chief["devices"] == 8
+    single_plan = make_plan(tmp_path, name="single", steps=6, ckpt=6, log=1)
+    single = run_driver(tmp_path, single_plan, "weights")
+    one_losses = [json.loads(l)["loss"] for l in open(Path(single_plan["run"]["dir"]) / "metrics.jsonl")]
+    assert chief["losses"] == pytest.approx(one_losses, rel=2e-3)
+    # The orbax checkpoint written by two processes under ModelParallel reloads on one device.
+    ckpt = Path(plan["run"]["dir"]) / "checkpoints" / "step_6"
+    assert (ckpt / "state").is_dir() and (ckpt / "data_state_1.json").exists()
+    reload_plan = make_plan(tmp_path, name="reload", steps=6, ckpt=6, log=1)
+    reloaded = run_driver(tmp_path, reload_plan, "reload-from", str(ckpt))
+    assert reloaded["data_state_loaded"] is False  # one process cannot take over two data shards
+    import numpy as np
+
+    for got, want in zip(reloaded["weights"], single["weights"]):
+        np.testing.assert_allclose(np.array(got), np.array(want), rtol=1e-3, atol=1e-4)
