@@ -120,8 +120,9 @@ def test_memory_optimizers_and_remat(tmp_path):
     adam = plan_for(tmp_path, overrides=["train.optimizer=adamw"])["memory"]
     params = plan_for(tmp_path)["model"]["params"]
     assert adam["terms"]["optimizer"] == 2 * params * 4
-    # keras Adafactor: a full velocity slot plus factored rows + cols, far less than Adam's two moments.
-    assert ada["optimizer_detail"]["keras_velocity"] == params * 4
+    # FactoredAdafactor: rows + cols per matrix only, far less than Adam's two moments
+    # (a few percent of the parameters for a tiny model, <0.1% at 540B).
+    assert ada["terms"]["optimizer"] < 0.1 * ada["terms"]["params"]
     assert ada["terms"]["optimizer"] < adam["terms"]["optimizer"]
     sharded = plan_for(tmp_path, overrides=["distribution.mesh.model=2", "distribution.processes.devices_per_process=2"])["memory"]
     assert sharded["terms"]["params"] == pytest.approx(ada["terms"]["params"] / 2)

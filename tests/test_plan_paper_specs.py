@@ -94,8 +94,11 @@ def test_540b_time_matches_paper_order(tmp_path):
     # The paper: Flan-PaLM 540B finetuned on 512 TPU v4 chips for 37 hours.
     assert plan["compute"]["time"]["devices"] == 512
     assert 20 < plan["compute"]["time"]["hours"] < 60
-    assert plan["memory"]["fits"] is False and plan["memory"]["largest"] in plan["memory"]["terms"]
-    assert plan["memory"]["fully_sharded_bytes"] < plan["memory"]["device_bytes"]
+    # With weights, gradients and factored Adafactor state over data x model (2D layout) and
+    # remat, the paper's 540B run fits the 32 GiB of a TPU v4 chip.
+    mem = plan["memory"]
+    assert mem["fits"] is True and mem["per_device_bytes"] < mem["device_bytes"] == 32 * 2**30
+    assert mem["terms"]["params"] == pytest.approx(plan["model"]["params"] * 2 / 512)
 
 
 def test_plan_cli_json_is_fast_and_framework_free(tmp_path):

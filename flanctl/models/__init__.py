@@ -22,7 +22,7 @@ _LAZY = {
     "abstract_param_count": "flanctl.models.registry",
     "model_family": "flanctl.models.registry",
     "layout_map": "flanctl.models.layouts",
-    "KerasPredictor": "flanctl.models.generation",
+    "KerasPredictor": "flanctl.models.generation.predictor",
 }
 
 __all__ = sorted([*_LAZY, "supports_packing", "packing_note"])

@@ -6,6 +6,7 @@ row and the plan shows `packing_note(family)` as the reason.
 
 from __future__ import annotations
 
+from flanctl.catalog.models import DECODER_FAMILIES as DECODER_ONLY_FAMILIES
 from flanctl.catalog.models import is_decoder_only
 
 _NOTES: dict[str, str] = {

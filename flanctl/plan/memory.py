@@ -91,20 +91,22 @@ def memory_section(spec: Any, family: str, arch: dict[str, int] | None, params: 
     m, data = dist.mesh.model, dist.mesh.data
     p_bytes = PARAM_BYTES[spec.model.precision]
     c_bytes = COMPUTE_BYTES[train.precision]
-    params_b = params * p_bytes / m
-    grads_b = params * p_bytes / m
+    # Weights, gradients and optimizer state are sharded over both mesh axes (the layout in
+    # flanctl.models.sharding: heads / feed-forward on `model`, the other matrix dim on
+    # `data`, as PaLM's 2D layouts do); XLA all-gathers a layer's weights when it runs.
+    shards = m * data
+    params_b = params * p_bytes / shards
+    grads_b = params * p_bytes / shards
     shapes = weight_shapes(family, arch)
     if train.optimizer == "adafactor":
-        factored = _adafactor_factored_words(shapes) * 4 / m
-        # keras.optimizers.Adafactor also keeps a full-size "velocity" slot per variable
-        # (in the variable's dtype), so the state is that plus the factored moments.
-        velocity = params * p_bytes / m
-        opt_b = factored + velocity
-        opt_detail = {"factored_second_moments": factored, "keras_velocity": velocity}
+        # flanctl.train.adafactor.FactoredAdafactor: rows + cols per matrix, nothing full-size
+        # (keras.optimizers.Adafactor would add a full-size velocity slot per variable).
+        opt_b = _adafactor_factored_words(shapes) * p_bytes / shards
+        opt_detail = {"factored_second_moments": opt_b}
     else:
-        opt_b = 2 * params * 4 / m
+        opt_b = 2 * params * 4 / shards
         opt_detail = {"adam_moments_fp32": opt_b}
-    accum_b = params * p_bytes / m if train.grad_accum > 1 else 0.0
+    accum_b = params * p_bytes / shards if train.grad_accum > 1 else 0.0
 
     seqs_per_device = train.batch_size / data / train.grad_accum
     tokens_per_device = seqs_per_device * (mix.inputs_length + mix.targets_length)
@@ -138,18 +140,12 @@ def memory_section(spec: Any, family: str, arch: dict[str, int] | None, params: 
         "activations_remat": act[True],
         "remat": train.remat,
         "tokens_per_device_microbatch": tokens_per_device,
-        "sharding": "params/grads/optimizer over model axis; activations over data (intra-layer over model too)",
+        "sharding": "params/grads/optimizer over data x model; activations over data (intra-layer over model too)",
     }
-    # Fully sharded (params, grads and optimizer over data x model), as the paper's 2D layouts do.
-    devices = m * data
-    state = (params_b + grads_b + opt_b + accum_b) * m / devices
-    out["fully_sharded_bytes"] = state + act[train.remat]
     if not fits:
         hint = f"{largest} is the largest term ({largest_gib(terms[largest])} GiB)"
         if not train.remat and act[True] + total - act[False] <= device_bytes:
             notes.append(f"memory: does not fit ({hint}); train.remat: true would make it fit")
-        elif out["fully_sharded_bytes"] <= device_bytes:
-            notes.append(f"memory: does not fit with params over the model axis only ({hint}); it would fit fully sharded over data x model")
         else:
             notes.append(f"memory: does not fit ({hint}); use more devices, a larger model axis, grad_accum or remat")
     return out

@@ -1,0 +1,110 @@
+"""Cached decoding and continuation scoring for `PaLMCausalLM` (any backend, jit on jax).
+
+Prompts are left-padded to a common length P and decoded into a K/V cache of P + max_new
+slots: one prefill call writes the prompts' keys/values, then one compiled step per new token
+writes one slot with `keras.ops.slice_update` and attends over the cache with a mask of the
+valid slots (padding never visible, so batched output equals one-by-one output).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from keras import ops
+
+from flanctl.models.compiled import CompiledModelFunction
+from flanctl.models.generation.batching import bucket, left_pad, right_pad
+from flanctl.models.generation.sampling import select_next, step_seed
+
+
+def _cache_mask(key_valid, index, new_len: int):
+    """Bool `[B, new_len, T]`: query `index + q` sees valid slots at or before itself."""
+    total = ops.shape(key_valid)[1]
+    slots = ops.arange(total, dtype="int32")[None, None, :]
+    query_slots = (ops.cast(index, "int32") + ops.arange(new_len, dtype="int32"))[None, :, None]
+    return ops.logical_and(ops.cast(key_valid, "bool")[:, None, :], slots <= query_slots)
+
+
+class DecoderOnlyEngine:
+    """Generation and scoring over a `PaLMCausalLM` (token ids in, token ids out)."""
+
+    def __init__(self, model, pad_id: int = 0, length_multiple: int = 16):
+        self.model = model
+        self.pad_id = pad_id
+        self.length_multiple = length_multiple
+        self.max_length = int(getattr(model.backbone, "max_sequence_length", 2560))
+        self._decode = CompiledModelFunction(model, self._decode_fn, static_argnums=(5,))
+        self._score = CompiledModelFunction(model, self._score_fn)
+
+    # -- compiled pieces ---------------------------------------------------------------
+    def _decode_fn(self, token_ids, positions, key_valid, cache, index, temperature, seed):
+        new_len = token_ids.shape[1]
+        mask = _cache_mask(key_valid, index, new_len)
+        logits, cache = self.model.call_with_cache(token_ids, positions, mask, cache, index)
+        return select_next(logits[:, -1, :], temperature, seed), cache
+
+    def _score_fn(self, token_ids, segment_ids, positions, targets, weights):
+        logits = self.model({"token_ids": token_ids, "segment_ids": segment_ids, "positions": positions})
+        logp = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+        picked = ops.take_along_axis(logp, ops.cast(targets, "int32")[:, :, None], axis=-1)[:, :, 0]
+        return ops.sum(picked * weights, axis=-1)
+
+    # -- generation --------------------------------------------------------------------
+    def generate_ids(
+        self,
+        prompts: list[list[int]],
+        max_new_tokens: int,
+        temperature: float,
+        seed: int,
+        finished: Callable[[int, list[int]], bool],
+    ) -> list[list[int]]:
+        """New token ids per prompt; a row stops once `finished(row, ids)` says so."""
+        keep = max(1, self.max_length - max_new_tokens)
+        prompts = [p[-keep:] if p else [self.pad_id] for p in prompts]
+        b = len(prompts)
+        plen = min(bucket(max(len(p) for p in prompts), self.length_multiple), keep)
+        ids, valid, positions = left_pad(prompts, plen, self.pad_id)
+        total = plen + max_new_tokens
+        key_valid = np.concatenate([valid, np.ones((b, max_new_tokens), dtype=bool)], axis=1)
+        cache = self.model.empty_cache(b, total)
+        temperature = float(temperature)
+        tok, cache = self._decode(ids, positions, key_valid, cache, np.int32(0), temperature, step_seed(seed, 0))
+        pos = positions[:, -1] + 1
+        out: list[list[int]] = [[] for _ in range(b)]
+        done = np.zeros(b, dtype=bool)
+        for step in range(max_new_tokens):
+            tok_np = np.asarray(ops.convert_to_numpy(tok)).reshape(b)
+            for row in np.flatnonzero(~done):
+                out[row].append(int(tok_np[row]))
+                done[row] = finished(int(row), out[row])
+            if done.all() or step == max_new_tokens - 1:
+                break
+            tok, cache = self._decode(
+                tok_np[:, None].astype(np.int32), pos[:, None].astype(np.int32), key_valid, cache,
+                np.int32(plen + step), temperature, step_seed(seed, step + 1),
+            )
+            pos = pos + 1
+        return out
+
+    # -- scoring -----------------------------------------------------------------------
+    def score(self, pairs: list[tuple[list[int], list[int]]], start_id: int) -> list[float]:
+        """Summed log-probability of each continuation given its context (one batch)."""
+        rows, weights = [], []
+        for context, continuation in pairs:
+            context = list(context) or [start_id]
+            seq = (context + list(continuation))[-(self.max_length + 1):]
+            n_cont = min(len(continuation), len(seq) - 1)
+            rows.append(seq)
+            weights.append(n_cont)
+        length = min(bucket(max(len(r) for r in rows) - 1, self.length_multiple), self.max_length)
+        inputs, valid = right_pad([r[:-1] for r in rows], length, self.pad_id)
+        targets, _ = right_pad([r[1:] for r in rows], length, self.pad_id)
+        w = np.zeros((len(rows), length), dtype=np.float32)
+        for i, (row, n_cont) in enumerate(zip(rows, weights)):
+            end = len(row) - 1
+            w[i, end - n_cont : end] = 1.0
+        segment_ids = valid.astype(np.int32)
+        positions = np.broadcast_to(np.arange(length, dtype=np.int32), inputs.shape).copy()
+        out = self._score(inputs, segment_ids, positions, targets, w)
+        return [float(x) for x in np.asarray(ops.convert_to_numpy(out))]
