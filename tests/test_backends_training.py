@@ -19,16 +19,17 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from test_train_loop import make_plan
+from test_train_loop import jax_compile_cache, make_plan  # noqa: F401  (the fixture is used)
 
 DRIVER = textwrap.dedent(
     """
     import json, os, sys
-    plan = json.load(open(sys.argv[1]))
+    mode, plans = sys.argv[1], [json.load(open(p)) for p in sys.argv[2].split(",")]
     from flanctl.train.job import prepare_backend
-    prepare_backend(plan)
+    prepare_backend(plans[0])  # KERAS_BACKEND, and virtual CPU devices for a mesh
     import keras, numpy as np
     from flanctl.runs import RunDir
     from flanctl.train.checkpoints import restore_checkpoint
@@ -39,51 +40,54 @@ DRIVER = textwrap.dedent(
         t.setup()
         return t
 
-    out = {"backend": keras.backend.backend()}
-    mode = sys.argv[2]
-    if mode in ("train", "train+reload"):
-        t = build(plan)
-        result = t.run_loop()
-        out["losses"] = [json.loads(l)["loss"] for l in open(t.run.metrics_path)] if t.placement.is_chief else []
-        out["devices"] = len(t.placement.devices)
-        out["process_index"] = t.placement.process_index
-        probe = next(t.stream)
-    if mode == "train+reload":
-        features, _, _ = split_batch(probe)
-        trained = keras.ops.convert_to_numpy(t.model(features))
-        fresh = build(plan)  # new weights from the seed, then the checkpoint on top
-        restore_checkpoint(t.run.latest_checkpoint()[1], fresh.model, fresh.optimizer, fresh.placement)
-        reloaded = keras.ops.convert_to_numpy(fresh.model(features))
-        out["reload_max_diff"] = float(np.max(np.abs(trained - reloaded)))
-    if mode == "reload-from":  # argv[3]: a checkpoint folder written by another run
-        t = build(plan)
-        meta, state = restore_checkpoint(sys.argv[3], t.model, t.optimizer, t.placement)
-        out["weights"] = [keras.ops.convert_to_numpy(v.value).tolist() for v in t.model.trainable_variables[:3]]
-        out["data_state_loaded"] = state is not None
-    if mode == "weights":
-        t = build(plan)
-        t.run_loop()
-        out["weights"] = [keras.ops.convert_to_numpy(v.value).tolist() for v in t.model.trainable_variables[:3]]
-    print("RESULT " + json.dumps(out), flush=True)
+    def first_weights(t):
+        return [keras.ops.convert_to_numpy(v.value).tolist() for v in t.model.trainable_variables[:3]]
+
+    outs = []
+    for plan in plans:
+        out = {"backend": keras.backend.backend()}
+        if mode in ("train", "train+reload"):
+            t = build(plan)
+            t.run_loop()
+            out["losses"] = [json.loads(l)["loss"] for l in open(t.run.metrics_path)] if t.placement.is_chief else []
+            out["devices"] = len(t.placement.devices)
+            out["process_index"] = t.placement.process_index
+            if t.placement.process_count == 1:
+                out["weights"] = first_weights(t)
+        if mode == "train+reload":
+            features, _, _ = split_batch(next(t.stream))
+            trained = keras.ops.convert_to_numpy(t.model(features))
+            fresh = build(plan)  # new weights from the seed, then the checkpoint on top
+            restore_checkpoint(t.run.latest_checkpoint()[1], fresh.model, fresh.optimizer, fresh.placement)
+            out["reload_max_diff"] = float(np.max(np.abs(trained - keras.ops.convert_to_numpy(fresh.model(features)))))
+        if mode == "reload-from":  # argv[3]: a checkpoint folder written by another run
+            t = build(plan)
+            meta, state = restore_checkpoint(sys.argv[3], t.model, t.optimizer, t.placement)
+            out["weights"] = first_weights(t)
+            out["data_state_loaded"] = state is not None
+        outs.append(out)
+    print("RESULT " + json.dumps(outs), flush=True)
     """
 )
 
 
-def run_driver(tmp_path: Path, plan: dict, mode: str, *extra: str, env: dict | None = None, wait: bool = True):
-    plan_file = tmp_path / f"{plan['spec']['name']}-plan.json"
-    plan_file.write_text(json.dumps(plan))
+def run_driver(tmp_path: Path, plans: list[dict], mode: str, *extra: str, env: dict | None = None, wait: bool = True):
+    files = []
+    for plan in plans:
+        plan_file = tmp_path / f"{plan['spec']['name']}-plan.json"
+        plan_file.write_text(json.dumps(plan))
+        files.append(str(plan_file))
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     full_env = {**os.environ, **(env or {})}
     full_env.pop("KERAS_BACKEND", None)  # the plan decides
     full_env.pop("XLA_FLAGS", None)
-    full_env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-    proc = subprocess.Popen([sys.executable, str(driver), str(plan_file), mode, *extra], env=full_env,
+    proc = subprocess.Popen([sys.executable, str(driver), mode, ",".join(files), *extra], env=full_env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return proc if not wait else collect(proc)
 
 
-def collect(proc) -> dict:
+def collect(proc) -> list[dict]:
     out, err = proc.communicate(timeout=600)
     lines = [l for l in out.splitlines() if l.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, f"driver failed (exit {proc.returncode}):\n{err[-3000:]}"
@@ -92,7 +96,7 @@ def collect(proc) -> dict:
 
 def check_backend(tmp_path, backend):
     plan = make_plan(tmp_path, name=f"b-{backend}", steps=10, ckpt=10, log=1, backend=backend)
-    out = run_driver(tmp_path, plan, "train+reload")
+    [out] = run_driver(tmp_path, [plan], "train+reload")
     assert out["backend"] == backend
     losses = out["losses"]
     assert len(losses) == 10 and losses[-1] < losses[0] - 0.1, losses
@@ -109,8 +113,6 @@ def test_backend_trains_and_checkpoint_reloads_same_logits(tmp_path, backend):
     check_backend(tmp_path, backend)
 
 
-
-
 def mesh_plan(tmp_path, name, processes=1, coordinator=None, steps=6):
     plan = make_plan(tmp_path, name=name, steps=steps, ckpt=steps, log=1)
     dist = plan["spec"]["distribution"]
@@ -120,11 +122,15 @@ def mesh_plan(tmp_path, name, processes=1, coordinator=None, steps=6):
 
 
 def test_model_parallel_2x4_on_8_cpu_devices_matches_one_device(tmp_path):
-    one = run_driver(tmp_path, make_plan(tmp_path, name="one", steps=6, ckpt=6, log=1), "train")
-    mesh = run_driver(tmp_path, mesh_plan(tmp_path, "mesh"), "train")
-    assert one["devices"] == 1 and mesh["devices"] == 8
+    """One process with 8 virtual CPU devices trains the spec sharded (2x4), then on one device."""
+    mesh, one = run_driver(tmp_path, [mesh_plan(tmp_path, "mesh"), make_plan(tmp_path, name="one", steps=6, ckpt=6, log=1)], "train")
+    assert mesh["devices"] == 8 and one["devices"] == 1
     assert mesh["losses"] == pytest.approx(one["losses"], rel=2e-3)
     assert mesh["losses"][-1] < mesh["losses"][0]
+    for got, want in zip(mesh["weights"], one["weights"]):
+        np.testing.assert_allclose(np.array(got), np.array(want), rtol=1e-3, atol=1e-4)
+    ckpt = Path(tmp_path / "runs" / "mesh" / "checkpoints" / "step_6")
+    assert (ckpt / "state").is_dir()  # sharded variables are saved with orbax
 
 
 def free_port() -> int:
@@ -137,21 +143,16 @@ def free_port() -> int:
 def test_two_jax_processes_match_one_device_and_checkpoint_reloads(tmp_path):
     coordinator = f"127.0.0.1:{free_port()}"
     plan = mesh_plan(tmp_path, "multi", processes=2, coordinator=coordinator)
-    procs = [run_driver(tmp_path, plan, "train", env={"FLANCTL_PROCESS_ID": str(i)}, wait=False) for i in range(2)]
-    outs = [collect(p) for p in procs]
+    procs = [run_driver(tmp_path, [plan], "train", env={"FLANCTL_PROCESS_ID": str(i)}, wait=False) for i in range(2)]
+    outs = [collect(p)[0] for p in procs]
     chief = next(o for o in outs if o["process_index"] == 0)
     assert chief["devices"] == 8
-    single_plan = make_plan(tmp_path, name="single", steps=6, ckpt=6, log=1)
-    single = run_driver(tmp_path, single_plan, "weights")
-    one_losses = [json.loads(l)["loss"] for l in open(Path(single_plan["run"]["dir"]) / "metrics.jsonl")]
-    assert chief["losses"] == pytest.approx(one_losses, rel=2e-3)
+    [single] = run_driver(tmp_path, [make_plan(tmp_path, name="single", steps=6, ckpt=6, log=1)], "train")
+    assert chief["losses"] == pytest.approx(single["losses"], rel=2e-3)
     # The orbax checkpoint written by two processes under ModelParallel reloads on one device.
     ckpt = Path(plan["run"]["dir"]) / "checkpoints" / "step_6"
     assert (ckpt / "state").is_dir() and (ckpt / "data_state_1.json").exists()
-    reload_plan = make_plan(tmp_path, name="reload", steps=6, ckpt=6, log=1)
-    reloaded = run_driver(tmp_path, reload_plan, "reload-from", str(ckpt))
+    [reloaded] = run_driver(tmp_path, [make_plan(tmp_path, name="reload", steps=6, ckpt=6, log=1)], "reload-from", str(ckpt))
     assert reloaded["data_state_loaded"] is False  # one process cannot take over two data shards
-    import numpy as np
-
     for got, want in zip(reloaded["weights"], single["weights"]):
         np.testing.assert_allclose(np.array(got), np.array(want), rtol=1e-3, atol=1e-4)

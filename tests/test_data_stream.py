@@ -155,11 +155,12 @@ def test_rates_follow_caps_proportions_and_temperature(tmp_path):
     tokenized = tokenize_tasks(mixture, TOK, spec.mixture, tmp_path)
     ds = build_example_dataset(tokenized, [t.rate for t in mixture.tasks], 0, 0, 1)
     n = 20_000
-    counts = Counter(tokenized[ds[i]["task"]].name for i in range(n))
+    drawn = [(tokenized[el["task"]].name, el["index"]) for el in (ds[i] for i in range(n))]
+    counts = Counter(name for name, _ in drawn)
     for name, rate in expected.items():
         assert counts[name] / n == pytest.approx(rate, abs=0.005)
     # the capped task cycles through exactly its 1000 kept examples, each once per epoch
-    big = [ds[i]["index"] for i in range(n) if tokenized[ds[i]["task"]].name == "big"]
+    big = [i for name, i in drawn if name == "big"]
     assert sorted(big[:1000]) == list(range(1000))
 
     hot = realize(make_spec(tmp_path, collections=colls, temperature=2.0), tmp_path)

@@ -94,7 +94,7 @@ def test_eval_of_last_run_writes_evals_json(monkeypatch, capsys, tmp_path):
     record_last_run(tmp_path, run)
     seen = {}
 
-    def fake_load(run_dir, checkpoint, preset):
+    def fake_load(run_dir, checkpoint, preset, batch_size=16):
         seen["run_dir"] = run_dir
         return FixedPredictor(" A"), str(run_dir / "export")
 

@@ -22,7 +22,7 @@ from flanctl.catalog.builtin import BUILTIN_HELD_OUT_TASKS, BUILTIN_TRAIN_TASKS
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "examples" / "quickstart.yaml"
 STEPS, LIMIT = 12, 4
-OVERRIDES = [f"train.steps={STEPS}", "train.checkpoint_every=6", "train.log_every=3", f"eval.limit={LIMIT}",
+OVERRIDES = [f"train.steps={STEPS}", "train.batch_size=8", "train.checkpoint_every=6", "train.log_every=3", f"eval.limit={LIMIT}",
              "eval.max_decode_length=16"]
 
 

@@ -100,6 +100,9 @@ def test_scaling_plot_over_sizes_and_task_counts(tmp_path):
     md = res.markdown.read_text()
     assert "![scaling plot](scaling.png)" in md
     assert "| mini-16 | 2M | 16 | 4.0 |" in md
+    gain = 10 * math.log2(17) + 5
+    # Per-task table of mini-16: ours beside the before-finetuning score.
+    assert f"| h1 | {20 + gain:.1f} | 5.0 |" in md and f"| builtin | {15 + gain:.1f} | 4.0 | 100 | 0.0 |" in md
 
 
 def test_normalization_uses_chance(tmp_path):
@@ -199,3 +202,11 @@ def test_chance_falls_back_to_the_catalog(tmp_path):
     points, _ = scaling_points([read_run(run)])
     chance = SUITES["bbh"].chance
     assert points[0].score == pytest.approx(100 * (50.0 - chance) / (100 - chance))
+
+
+def test_html_escapes_run_text_and_renders_code(tmp_path):
+    run = make_run(tmp_path, "x<script>", params=10, tasks=["a"], losses=[1.0])
+    res = make_report([run], out=tmp_path / "rep", title="<b>t</b>")
+    html = res.html.read_text()
+    assert "<script>" not in html and "x&lt;script&gt;" in html and "&lt;b&gt;t&lt;/b&gt;" in html
+    assert "<code>flanctl eval --run" in html

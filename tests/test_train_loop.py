@@ -39,6 +39,23 @@ distribution: {{backend: {backend}, device: cpu}}
 """
 
 
+@pytest.fixture(autouse=True, scope="session")
+def jax_compile_cache(tmp_path_factory):
+    """Share compiled XLA programs between the runs of this session (in-process and children):
+    every run builds the same tiny model, so only the first one pays for compilation."""
+    path = str(tmp_path_factory.mktemp("jax-compile-cache"))
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = path
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+    if keras.backend.backend() == "jax":
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return path
+
+
 def make_plan(tmp_path: Path, name: str = "t", steps: int = 12, ckpt: int = 4, log: int = 1, accum: int = 1, dropout: float = 0.0, backend: str = "jax") -> dict:
     from flanctl.plan import make_plan as plan_of
     from flanctl.spec import load_spec
@@ -67,8 +84,8 @@ def train_in_process(plan, export=False):
     return trainer, result
 
 
-def test_training_writes_metrics_checkpoints_tb_state_and_export(tmp_path):
-    plan = make_plan(tmp_path, steps=16, ckpt=5, log=2, dropout=0.05)
+def test_train_export_and_resume_from_checkpoint(tmp_path, capsys):
+    plan = make_plan(tmp_path, name="whole", steps=16, ckpt=5, log=2, dropout=0.05)
     trainer, result = train_in_process(plan, export=True)
     run = RunDir(plan["run"]["dir"])
     rows = [json.loads(line) for line in run.metrics_path.read_text().splitlines()]
@@ -81,6 +98,7 @@ def test_training_writes_metrics_checkpoints_tb_state_and_export(tmp_path):
     assert list(run.tb_dir.glob("events.out.tfevents.*"))
     state = run.read_state()
     assert state["status"] == "completed" and state["step"] == 16 and state["checkpoint"].endswith("step_16")
+
     # The export is a keras-hub preset that plain keras-hub reloads with the same logits.
     import keras_hub
 
@@ -92,7 +110,20 @@ def test_training_writes_metrics_checkpoints_tb_state_and_export(tmp_path):
         keras.ops.convert_to_numpy(reloaded(batch)), keras.ops.convert_to_numpy(trainer.model(batch)), atol=1e-5
     )
 
+    # A run stopped after its step-10 checkpoint and applied again with 16 steps resumes there
+    # (weights, optimizer, dropout seeds, data order) and ends where the uninterrupted one did.
+    part = make_plan(tmp_path, name="part", steps=10, ckpt=5, log=2, dropout=0.05)
+    train_in_process(part)
+    capsys.readouterr()
+    part["spec"]["train"]["steps"] = 16
+    resumed, _ = train_in_process(part)
+    assert "resuming from step 10" in capsys.readouterr().out
+    assert losses(RunDir(part["run"]["dir"])) == pytest.approx(losses(run), rel=1e-5)
+    for got, want in zip(weights(resumed.model), weights(trainer.model)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
+
+@pytest.mark.slow
 def test_grad_accumulation_matches_one_big_batch(tmp_path):
     """Two micro-batches of 4 give (nearly) the update of one batch of 8: same data, same steps."""
     _, one = train_in_process(make_plan(tmp_path, name="one", steps=3, ckpt=10))
@@ -104,6 +135,7 @@ def test_grad_accumulation_matches_one_big_batch(tmp_path):
         train_in_process(make_plan(tmp_path, name="bad", steps=1, accum=3))
 
 
+@pytest.mark.slow
 def test_sigkill_mid_training_then_resume_equals_uninterrupted(tmp_path, capsys):
     """A worker process is SIGKILLed after its first checkpoint; re-applying resumes there and
     ends with the same weights and per-step losses as a run that was never interrupted."""

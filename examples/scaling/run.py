@@ -18,6 +18,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,12 +44,48 @@ def grid_specs(sizes: list[str], tasks: list[int]) -> list[Path]:
 def run_dir(spec: Path, overrides: list[str]) -> Path:
     """Where `flanctl apply` will put the run, as the plan says."""
     sets = [a for o in overrides for a in ("--set", o)]
-    proc = flanctl("plan", str(spec), "--json", *sets, capture=True)
+    # --out keeps the user's last saved plan (.flanctl/plan.json) untouched.
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = flanctl("plan", str(spec), "--json", "--out", str(Path(tmp) / "plan.json"), *sets, capture=True)
     if proc.returncode not in (0, 2) or not proc.stdout.strip().startswith("{"):
         sys.exit(f"error: `flanctl plan {spec.relative_to(REPO)}` failed: {proc.stderr.strip()}")
     plan = json.loads(proc.stdout)
     path = Path(plan["run"]["dir"])
     return path if path.is_absolute() else REPO / path
+
+
+def apply_and_eval(spec: Path, overrides: list[str], rdir: Path) -> int:
+    """`flanctl apply` the spec; then `flanctl eval` when apply left no builtin eval behind."""
+    proc = flanctl("apply", str(spec), *[a for o in overrides for a in ("--set", o)])
+    if proc.returncode != 0:
+        return proc.returncode
+    if (rdir / "evals" / "builtin.json").exists():
+        return 0
+    limit = json.loads((rdir / "plan.json").read_text())["spec"]["eval"].get("limit")
+    extra = ["--limit", str(limit)] if limit else []
+    return flanctl("eval", "--run", str(rdir), "--suite", "builtin", *extra, capture=True).returncode
+
+
+# The untrained model of each size: one optimizer step at a learning rate too small to move
+# any weight, so that `apply` + its evals give the score before finetuning (the paper's
+# "0 tasks" point). Its result is copied into every run of that size as
+# `evals/builtin.before.json`, which `flanctl report` draws at x = 0.
+INIT_OVERRIDES = ["train.steps=1", "train.learning_rate=1e-12", "train.warmup_steps=0", "train.checkpoint_every=1"]
+
+
+def measure_before(size: str, spec: Path, targets: list[Path], force: bool) -> None:
+    """Evaluate the untrained model of `size` once and record it in each of `targets`."""
+    name = f"scaling-{size}-init"
+    overrides = [*INIT_OVERRIDES, f"name={name}"]
+    init_dir = run_dir(spec, overrides)
+    result = init_dir / "evals" / "builtin.json"
+    if force or not result.exists():
+        if apply_and_eval(spec, overrides, init_dir) != 0 or not result.exists():
+            print(f"warning: could not score the untrained {size} model; the plot has no 0-task point for it", file=sys.stderr)
+            return
+    for target in targets:
+        (target / "evals").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(result, target / "evals" / "builtin.before.json")
 
 
 def main() -> int:
@@ -60,6 +97,7 @@ def main() -> int:
     ap.add_argument("--docs-png", default=None, help="also copy the scaling plot here (e.g. docs/scaling.png)")
     ap.add_argument("--report-only", action="store_true", help="skip training; report on the finished runs")
     ap.add_argument("--force", action="store_true", help="re-run runs that already have evals")
+    ap.add_argument("--no-before", action="store_true", help="do not score the untrained models (no 0-task point)")
     args = ap.parse_args()
 
     overrides = [f"train.steps={args.steps}", f"train.checkpoint_every={args.steps}"] if args.steps else []
@@ -75,12 +113,17 @@ def main() -> int:
             print(f"{label}: {'skipped' if args.report_only else 'already evaluated'} ({rdir.relative_to(REPO)})")
             continue
         t0 = time.perf_counter()
-        sets = [a for o in overrides for a in ("--set", o)]
-        proc = flanctl("apply", str(spec), *sets)
-        if proc.returncode != 0:
-            print(f"{label}: flanctl apply failed (exit {proc.returncode}); stopping", file=sys.stderr)
-            return proc.returncode
+        code = apply_and_eval(spec, overrides, rdir)
+        if code != 0:
+            print(f"{label}: flanctl apply/eval failed (exit {code}); stopping", file=sys.stderr)
+            return code
         print(f"{label}: done in {time.perf_counter() - t0:.0f}s (total {time.perf_counter() - started:.0f}s)")
+
+    if not args.report_only and not args.no_before:
+        for size in args.sizes:
+            size_specs = [(sp, d) for sp, d in zip(specs, run_dirs) if sp.stem.startswith(f"{size}-") and d.is_dir()]
+            if size_specs:
+                measure_before(size, size_specs[0][0], [d for _, d in size_specs], args.force)
 
     finished = [d for d in run_dirs if d.is_dir()]
     if not finished:

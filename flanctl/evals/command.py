@@ -60,7 +60,7 @@ def evaluate(req: EvalRequest, progress=None) -> tuple[dict[str, Any], list[Path
         if run_dir is None:
             raise FlanctlError("no model to evaluate: no last applied run here (.flanctl/last_run); pass --run, --checkpoint, --preset or --predictions")
     data_dir = req.data_dir or (run_data_dir(run_dir) if run_dir is not None else None)
-    predictor, _source = load_predictor(run_dir, req.checkpoint, req.preset)
+    predictor, _source = load_predictor(run_dir, req.checkpoint, req.preset, batch_size=req.batch_size)
     sc = {"samples": req.samples, "temperature": req.temperature}
     kwargs = dict(limit=req.limit, self_consistency=sc, batch_size=req.batch_size, write_predictions_to=req.write_predictions, progress=progress, **options)
     if len(req.suites) == 1:

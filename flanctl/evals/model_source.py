@@ -36,7 +36,11 @@ def _plan_of(run_dir: Path) -> dict[str, Any]:
 
 
 def _family_from_preset(path: Path) -> str:
-    """Guess the family from a keras-hub preset's config.json (class names say T5 / PaLM)."""
+    """The family recorded by `save_preset` (flanctl.json), else guessed from config.json."""
+    try:
+        return json.loads((path / "flanctl.json").read_text(encoding="utf-8"))["family"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        pass
     try:
         text = (path / "config.json").read_text(encoding="utf-8")
     except OSError:
@@ -48,9 +52,24 @@ def _family_from_preset(path: Path) -> str:
     return "preset"
 
 
-def load_predictor(run_dir: Path | None = None, checkpoint: str | None = None, preset: str | None = None):
+def _run_tokenizer(plan: dict[str, Any]):
+    """The run's own tokenizer (spec `model.tokenizer`), for presets saved without one."""
+    spec = plan.get("spec")
+    if not spec:
+        return None
+    from flanctl.data import get_tokenizer
+    from flanctl.spec.models import Spec
+
+    tok_spec = Spec.model_validate(spec).model.tokenizer
+    base = Path(plan["spec_path"]).parent if plan.get("spec_path") else Path(".")
+    return get_tokenizer(tok_spec, base)
+
+
+def load_predictor(run_dir: Path | None = None, checkpoint: str | None = None, preset: str | None = None,
+                   batch_size: int = 16):
     """(predictor, description) for the chosen model source (exactly one should be given)."""
     family = None
+    plan: dict[str, Any] = {}
     if run_dir is not None:
         plan = _plan_of(run_dir)
         backend = (plan.get("distribution") or {}).get("backend") or ((plan.get("spec") or {}).get("distribution") or {}).get("backend")
@@ -74,9 +93,11 @@ def load_predictor(run_dir: Path | None = None, checkpoint: str | None = None, p
     except ImportError as exc:
         raise FlanctlError(f"model loading is not available ({exc}); score a file with --predictions instead") from exc
     model, tokenizer = load_model(str(source))
+    if tokenizer is None and plan:
+        tokenizer = _run_tokenizer(plan)
     if family is None:
         family = _family_from_preset(source) if isinstance(source, Path) else "preset"
-    return KerasPredictor(model, tokenizer, family), str(source)
+    return KerasPredictor(model, tokenizer, family, batch_size=batch_size), str(source)
 
 
 def run_data_dir(run_dir: Path) -> str | None:

@@ -75,19 +75,23 @@ def _eval_blocks(run: RunRecord, out_dir: Path, images: list[Path]) -> list:
         blocks.append(Paragraph(f"No evals in {run.root / 'evals'}: run `flanctl eval --run {run.root} --suite builtin` to add them."))
         return blocks
     paper_models = sorted({m for res in run.evals.values() for m in res.paper})
-    header = ["suite", "ours", "before finetuning", "n", "chance"] + [f"paper: {m}" for m in paper_models]
+    has_before = bool(run.evals_before)  # the column only when the run recorded a before score
+    header = ["suite", "ours"] + (["before finetuning"] if has_before else []) + ["n", "chance"]
+    header += [f"paper: {m}" for m in paper_models]
     rows = []
     for name, res in sorted(run.evals.items()):
         before = run.evals_before.get(name)
-        rows.append([name, _fmt(res.score), _fmt(before.score if before else None), _fmt_int(res.n),
-                     _fmt(suite_chance(res))] + [_fmt(res.paper.get(m)) for m in paper_models])
+        rows.append([name, _fmt(res.score)] + ([_fmt(before.score if before else None)] if has_before else [])
+                    + [_fmt_int(res.n), _fmt(suite_chance(res))] + [_fmt(res.paper.get(m)) for m in paper_models])
     blocks.append(Table(header, rows, caption="Scores in percent; the paper's numbers are the reference models' published scores on the same suite."))
     for name, res in sorted(run.evals.items()):
         if not res.tasks:
             continue
         before = run.evals_before.get(name)
-        task_rows = [[t, _fmt(v), _fmt(before.tasks.get(t) if before else None)] for t, v in sorted(res.tasks.items())]
-        blocks.append(Table(["task", "ours", "before finetuning"], task_rows, caption=f"{name}: per task"))
+        task_rows = [[t, _fmt(v)] + ([_fmt(before.tasks.get(t) if before else None)] if has_before else [])
+                     for t, v in sorted(res.tasks.items())]
+        header = ["task", "ours"] + (["before finetuning"] if has_before else [])
+        blocks.append(Table(header, task_rows, caption=f"{name}: per task"))
         png = plot_eval_tasks(run, name, out_dir / f"eval_{_slug(run.name)}_{_slug(name)}.png")
         if png:
             images.append(png)

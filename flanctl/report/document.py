@@ -83,7 +83,7 @@ caption { caption-side: top; text-align: left; font-style: italic; padding-botto
 <h1>{{ title }}</h1>
 {% for b in blocks %}
 {%- if b.kind == "heading" %}<h{{ b.level }}>{{ b.text }}</h{{ b.level }}>
-{%- elif b.kind == "paragraph" %}<p>{{ b.text }}</p>
+{%- elif b.kind == "paragraph" %}<p>{{ b.text|inline_code }}</p>
 {%- elif b.kind == "table" %}<table>{% if b.caption %}<caption>{{ b.caption }}</caption>{% endif %}
 <tr>{% for h in b.header %}<th>{{ h }}</th>{% endfor %}</tr>
 {% for row in b.rows %}<tr>{% for c in row %}<td{% if c|is_num %} class="num"{% endif %}>{{ c }}</td>{% endfor %}</tr>
@@ -103,12 +103,22 @@ def _is_num(text: object) -> bool:
         return False
 
 
+def _inline_code(text: str):
+    """Escape `text` for HTML, then turn Markdown `code` spans into <code> elements."""
+    import re
+
+    from markupsafe import Markup, escape
+
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
+
+
 def to_html(doc: Document) -> str:
     """A standalone HTML page (images inlined)."""
     from jinja2 import Environment
 
     env = Environment(autoescape=True)
     env.filters["is_num"] = _is_num
+    env.filters["inline_code"] = _inline_code
     blocks = []
     for b in doc.blocks:
         if isinstance(b, Heading):

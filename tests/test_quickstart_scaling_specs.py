@@ -1,0 +1,64 @@
+"""The example specs of the scaling experiment: valid, composed by `extends:`, and honest.
+
+Honest means: every run trains only on built-in training tasks, never on a held-out task of
+the `builtin` eval suite, and the runs of one size differ only in their task count.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from flanctl.catalog.builtin import BUILTIN_HELD_OUT_TASKS, BUILTIN_TRAIN_TASKS
+from flanctl.plan import make_plan
+from flanctl.report.rundata import RunRecord
+from flanctl.report.scaling import num_finetuning_tasks
+from flanctl.spec.loader import load_spec
+
+SCALING = Path(__file__).resolve().parents[1] / "examples" / "scaling"
+GRID = sorted((SCALING / "grid").glob("*.yaml"))
+
+
+def test_grid_is_three_sizes_by_four_task_counts():
+    assert [p.stem for p in GRID] == [f"{s}-t{k:02d}" for s in "lms" for k in (1, 4, 8, 16)]
+
+
+@pytest.mark.parametrize("path", GRID, ids=lambda p: p.stem)
+def test_grid_spec_plans_and_trains_only_on_training_tasks(path):
+    loaded = load_spec(path)
+    spec = loaded.spec
+    size, count = path.stem.split("-t")
+    assert spec.name == f"scaling-{size}-t{count}"
+    (coll,) = spec.mixture.collections
+    assert coll.name == "builtin" and len(coll.tasks) == int(count)
+    assert set(coll.tasks) <= set(BUILTIN_TRAIN_TASKS)
+    assert not set(coll.tasks) & set(BUILTIN_HELD_OUT_TASKS)
+    assert spec.eval.suites == ["builtin"] and not spec.eval.builtin_tasks  # the catalog's held-out set
+    plan = make_plan(loaded)
+    # The plan and the report count the same number of finetuning tasks.
+    record = RunRecord(name=spec.name, root=path, plan=json.loads(json.dumps(plan)), spec=loaded.data,
+                       metrics=[], evals={}, evals_before={})
+    assert num_finetuning_tasks(record) == int(count)
+    assert plan["memory"]["fits"] is True
+
+
+def test_runs_of_one_size_differ_only_in_tasks_and_name():
+    def comparable(path: Path) -> dict:
+        data = load_spec(path).spec.model_dump()
+        data["mixture"]["collections"][0].pop("tasks")
+        data.pop("name")
+        return data
+
+    for size in "lms":
+        specs = [comparable(p) for p in GRID if p.stem.startswith(f"{size}-")]
+        assert len(specs) == 4 and all(s == specs[0] for s in specs)
+    # Larger task sets contain the smaller ones, as in the paper's task-scaling mixtures.
+    sets = [load_spec(SCALING / "grid" / f"m-t{k:02d}.yaml").spec.mixture.collections[0].tasks for k in (1, 4, 8, 16)]
+    assert all(set(a) < set(b) for a, b in zip(sets, sets[1:]))
+
+
+def test_model_sizes_grow():
+    params = [make_plan(load_spec(SCALING / "grid" / f"{s}-t01.yaml"))["model"]["params"] for s in "sml"]
+    assert params == sorted(params) and params[0] * 4 < params[-1]
