@@ -39,6 +39,9 @@ class Placement:
     scope: Callable[[], Any] = contextlib.nullcontext
     # Blocks until every process reaches the same point (no-op with one process).
     barrier: Callable[[str], None] = lambda name: None
+    # Replaces Keras's train_on_batch when the backend must step itself (torch DDP):
+    # fn(model, features, targets, loss_mask) -> loss (float).
+    train_step: Callable[..., float] | None = None
     # Backend object kept for later calls (the strategy, the keras distribution, ...).
     handle: Any = None
 

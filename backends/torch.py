@@ -69,7 +69,33 @@ def setup(distribution: dict, family: str) -> Placement:
         mesh=(count, 1),
         sharded=False,
         barrier=_barrier,
+        train_step=ddp_train_step if count > 1 else None,
     )
+
+
+def ddp_train_step(model, features, targets, loss_mask) -> float:
+    """Keras's torch train step with DDP's gradient all-reduce between backward and update.
+
+    Each rank computes the masked loss of its shard, gradients are averaged over ranks, and
+    every rank applies the same update, so the replicas stay identical.
+    """
+    import keras
+    import torch
+
+    x = {k: keras.ops.convert_to_tensor(v) for k, v in features.items()}
+    y, w = keras.ops.convert_to_tensor(targets), keras.ops.convert_to_tensor(loss_mask)
+    model.zero_grad()
+    logits = model(x, training=True)
+    loss = model.compute_loss(x=x, y=y, y_pred=logits, sample_weight=w, training=True)
+    loss.backward()
+    variables = model.trainable_weights
+    grads = [v.value.grad if v.value.grad is not None else torch.zeros_like(v.value) for v in variables]
+    all_reduce_mean(grads)
+    with torch.no_grad():
+        model.optimizer.apply(grads, variables)
+    total = loss.detach().clone()
+    all_reduce_mean([total])
+    return float(total)
 
 
 def all_reduce_mean(tensors) -> None:

@@ -219,3 +219,15 @@ def test_truncation_is_counted(tmp_path):
     assert tt.truncated_inputs == 10 and tt.truncated_targets == 10
     assert all(len(tt.example(i)[0]) == 7 and len(tt.example(i)[1]) == 1 for i in range(10))
     assert tt.tokens_cut > 0
+
+
+def test_flan_collection_split_by_task_column_without_mmlu_tasks(tmp_path):
+    rows = [{"inputs": f"q{i}", "targets": f"a{i}", "task_name": name}
+            for name, n in (("task001_qa", 30), ("task002_mmlu_answer_generation_physics", 20), ("task003_summary", 8)) for i in range(n)]
+    (tmp_path / "niv2.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    colls = [{"name": "niv2", "proportion": 1, "cap": 10,
+              "source": {"kind": "local", "path": "niv2.jsonl", "columns": {"task": "task_name"}}}]
+    mixture = realize(make_spec(tmp_path, collections=colls), tmp_path)
+    assert {t.name: (t.available, t.size) for t in mixture.tasks} == {"task001_qa": (30, 10), "task003_summary": (8, 8)}
+    assert [len(t.load()) for t in mixture.tasks] == [10, 8]
+    assert sum(t.rate for t in mixture.tasks) == pytest.approx(1.0)

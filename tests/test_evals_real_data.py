@@ -160,3 +160,12 @@ def test_bbh_file_sizes_match_the_catalog():
     from flanctl.catalog.suites import BBH_SUBTASK_SIZES
 
     assert {sub: len(_raw(sub)) for sub in SUBTASKS} == BBH_SUBTASK_SIZES
+
+
+@needs_bbh
+def test_catalog_bbh_chance_is_the_one_computed_from_the_files():
+    from flanctl.catalog.suites import SUITES
+
+    suite = make_suite("bbh")
+    computed = suite.chance_level(suite.load(DATA))
+    assert SUITES["bbh"].chance == pytest.approx(computed, abs=0.05)

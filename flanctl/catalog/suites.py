@@ -88,6 +88,11 @@ class Suite:
 # MMLU test split rows per subject are not listed individually; the total is the paper's 14,042.
 MMLU_TEST_EXAMPLES = 14_042
 
+# Random-choice accuracy on BBH: per file, 1/(number of options) for multiple-choice examples
+# and 0 for free answers, averaged with the three-way tasks first (23 tasks). Computed from the
+# 6,511 examples of the 27 public files by flanctl.evals.suites.bbh.BBH.chance_level.
+BBH_CHANCE = 27.3
+
 SUITES: dict[str, Suite] = {
     "mmlu": Suite(
         "mmlu", "MMLU, 57 exam subjects, 5-shot direct answer", 5, False, "accuracy",
@@ -99,11 +104,11 @@ SUITES: dict[str, Suite] = {
     ),
     "bbh": Suite(
         "bbh", "BIG-Bench Hard, 23 tasks (27 files), 3-shot direct answer", 3, False, "exact_match",
-        dict(BBH_SUBTASK_SIZES), 23, 25.7, {"flan-palm-540b": 57.9, "flan-t5-xxl": 45.3},
+        dict(BBH_SUBTASK_SIZES), 23, BBH_CHANCE, {"flan-palm-540b": 57.9, "flan-t5-xxl": 45.3},
     ),
     "bbh-cot": Suite(
         "bbh-cot", "BIG-Bench Hard, 23 tasks (27 files), 3-shot chain-of-thought", 3, True, "exact_match",
-        dict(BBH_SUBTASK_SIZES), 23, 25.7, {"flan-palm-540b": 66.3, "flan-t5-xxl": 41.4},
+        dict(BBH_SUBTASK_SIZES), 23, BBH_CHANCE, {"flan-palm-540b": 66.3, "flan-t5-xxl": 41.4},
     ),
     "tydiqa": Suite(
         "tydiqa", "TyDiQA-GoldP, 8 non-English languages, 1-shot, exact match", 1, False, "exact_match",

@@ -119,7 +119,9 @@ def dataset_to_examples(ds, columns: dict[str, str], default_task: str, where: s
                 f"{where}: no column '{mapping[required]}' for {required} (columns: {', '.join(sorted(present))}); "
                 f"map it with columns: {{{required}: COLUMN}}"
             )
-    cols = {f: ds[mapping[f]] if mapping[f] in present else None for f in FIELDS}
+    # One columnar conversion (Arrow -> lists); indexing a datasets Column per row is ~1000x slower.
+    data = ds.select_columns(sorted({mapping[f] for f in FIELDS if mapping[f] in present})).to_dict()
+    cols = {f: data[mapping[f]] if mapping[f] in present else None for f in FIELDS}
     n = len(ds)
     out = []
     for i in range(n):

@@ -50,6 +50,7 @@ class BlockSelectionMap:
         self._B = block or max(4096, 64 * len(r))
         self._phase = np.random.default_rng([seed, 7]).random(len(r))
         self._blocks: OrderedDict[int, tuple[int, np.ndarray, np.ndarray]] = OrderedDict()
+        self._last: tuple[int, int, np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return sys.maxsize
@@ -81,12 +82,17 @@ class BlockSelectionMap:
         return entry
 
     def __getitem__(self, index: int) -> tuple[int, int]:
+        last = self._last
+        if last is not None and last[0] <= index < last[1]:  # the common case: same block as before
+            k = index - last[0]
+            return int(last[2][k]), int(last[3][k])
         b = index // self._B
         while self._start(b) > index:
             b -= 1
         while self._start(b + 1) <= index:
             b += 1
         start, order, within = self._block(b)
+        self._last = (start, start + len(order), order, within)
         k = index - start
         return int(order[k]), int(within[k])
 

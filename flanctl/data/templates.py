@@ -151,6 +151,14 @@ class Rendered:
     shots: int = 0
 
 
+def _pick_exemplars(pool: Sequence[Example], ex: Example, shots: int, rng: random.Random) -> list[Example]:
+    """`shots` exemplars from `pool`, never `ex` itself; O(shots), since pools hold up to a cap of 100k."""
+    if shots <= 0 or not pool:
+        return []
+    picks = rng.sample(range(len(pool)), min(len(pool), shots + 1))
+    return [pool[i] for i in picks if pool[i].inputs != ex.inputs][:shots]
+
+
 def render_example(
     ex: Example,
     fmt: str,
@@ -178,8 +186,7 @@ def render_example(
     base = "zero_shot_opts" if fmt == "few_shot_opts" and "zero_shot_opts" in templates.variants else "zero_shot_noopts"
     variant = rng.choice(templates.variants[base])
     q, a = delimiters[rng.randrange(len(delimiters))] if delimiters else ("", "")
-    pool = [e for e in exemplars if e.inputs != ex.inputs]
-    chosen = rng.sample(pool, min(shots, len(pool))) if shots > 0 else []
+    chosen = _pick_exemplars(exemplars, ex, shots, rng)
     blocks = [f"{q}{_render(variant.inputs, e, where)}\n{a}{_render(variant.targets, e, where)}" for e in chosen]
     query = f"{q}{_render(variant.inputs, ex, where)}\n{a}".rstrip(" ")
     target = _render(variant.targets, ex, where)

@@ -148,6 +148,9 @@ class Trainer:
         losses = []
         for micro in micro_batches(batch, int(self.cfg.get("grad_accum", 1))):
             features, targets, mask = split_batch(micro)
+            if self.placement.train_step is not None:
+                losses.append(self.placement.train_step(self.model, features, targets, mask))
+                continue
             logs = self.model.train_on_batch(features, targets, sample_weight=mask, return_dict=True)
             losses.append(float(logs["loss"]))
         return float(np.mean(losses))
