@@ -102,4 +102,4 @@ def test_offline_hub_id_names_the_dataset_and_the_local_fix(tmp_path, monkeypatc
     with pytest.raises(FlanctlError) as err:
         load_source(Source(kind="hf", path="someone/flan-like-data", config="x"), tmp_path, "t")
     msg = str(err.value)
-    assert "someone/flan-like-data" in msg and "kind: local" in msg and "offline" in msg and "\n" not in msg
+    assert "someone/flan-like-data" in msg and "kind: local" in msg and "You are offline" in msg and "\n" not in msg

@@ -177,6 +177,12 @@ def test_proportions_are_normalised_or_refused(tmp_path):
         realize(make_spec(tmp_path, collections=colls, normalize=False), tmp_path)
     with pytest.raises(FlanctlError, match="unknown built-in task"):
         realize(make_spec(tmp_path, collections=[{"name": "builtin", "proportion": 1, "tasks": ["nope"]}]), tmp_path)
+    with pytest.raises(FlanctlError, match="held out for the builtin eval suite"):
+        realize(make_spec(tmp_path, collections=[{"name": "builtin", "proportion": 1, "tasks": ["parity", "anagram_check"]}]), tmp_path)
+    on_purpose = [{"name": "mine", "proportion": 1, "user_tasks": [{"name": "anagrams", "source": {"kind": "builtin", "path": "anagram_check"}}]}]
+    (task,) = realize(make_spec(tmp_path, collections=on_purpose), tmp_path).tasks
+    assert (task.name, task.size) == ("anagrams", 1000)  # a generated user task defaults to 1,000 examples
+    assert {e.task for e in task.load()} == {"anagrams"}
 
 
 def test_cache_is_reused_and_a_crash_mid_build_keeps_finished_shards(tmp_path, monkeypatch):

@@ -66,3 +66,17 @@ def test_preset_tokenizer_bad_directory_is_one_line(tmp_path):
     with pytest.raises(FlanctlError) as err:
         get_tokenizer(Tokenizer(kind="preset", path="empty"), tmp_path)
     assert "could not load the keras-hub tokenizer" in str(err.value)
+
+
+def test_tokenizer_for_spec_trains_sentencepiece_on_the_mixture(tmp_path):
+    from flanctl.data import tokenizer_for_spec
+    from flanctl.spec.models import Spec
+
+    spec = Spec.model_validate({
+        "model": {"tokenizer": {"kind": "sentencepiece", "path": "spm/mix.model", "vocab_size": 320}},
+        "mixture": {"collections": [{"name": "builtin", "proportion": 1, "cap": 150, "tasks": ["spelling", "parity", "comparisons"]}]},
+    })
+    tok = tokenizer_for_spec(spec, tmp_path)
+    assert (tmp_path / "spm" / "mix.model").exists() and tok.eos_id == 1
+    text = "Is 4097 even or odd?"
+    assert tok.decode(tok.encode(text)) == text and len(tok.encode(text)) < len(text.encode())

@@ -182,3 +182,16 @@ def test_backends_registry_and_bad_meshes():
         get_backend("torch").setup({"mesh": {"model": 2}}, "palm")
     single = jax_backend.setup({}, "palm")
     assert single.is_chief and single.process_count == 1 and jax_backend.checkpoint_format(single) == "npz"
+
+
+def test_run_training_picks_a_child_process_when_keras_runs_another_backend():
+    from flanctl.train.job import _needs_child
+
+    def plan(backend, per_process=1):
+        return {"spec": {"distribution": {"backend": backend, "device": "cpu", "processes": {"devices_per_process": per_process}}}}
+
+    assert keras.backend.backend() == "jax"  # tests/conftest.py
+    assert _needs_child(plan("torch")) and _needs_child(plan("tensorflow"))
+    assert not _needs_child(plan("jax"))
+    # a CPU mesh needs virtual devices that this (already started) jax does not have
+    assert _needs_child(plan("jax", per_process=8))

@@ -133,6 +133,10 @@ def realize(spec, base_dir: str | Path, allow_network: bool = True) -> RealizedM
         if source is not None and source.kind == "builtin":
             names = [n for n in _builtin_names() if (wanted is None or n in wanted) and n not in excluded]
             unknown = (wanted or set()) - set(builtin_tasks.GENERATORS)
+            held_out = (wanted or set()) - unknown - set(_builtin_names())
+            if held_out:
+                raise FlanctlError(f"mixture.collections[{coll.name}].tasks: {', '.join(sorted(held_out))} held out for the builtin eval suite; "
+                                   "train on it only on purpose, as a user_tasks entry with source {kind: builtin, path: NAME}")
             if unknown:
                 raise FlanctlError(f"mixture.collections[{coll.name}].tasks: unknown built-in task(s) {', '.join(sorted(unknown))}; known: {', '.join(_builtin_names())}")
             size = coll_cap or 1000

@@ -80,7 +80,7 @@ def _load_hub(source):
     except Exception as exc:
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        hint = "you are offline (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE); " if offline else ""
+        hint = "You are offline (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE). " if offline else ""
         raise FlanctlError(
             f"could not load Hugging Face dataset '{name}', split '{source.split}': {why}. "
             f"{hint}Download it where you have network (datasets.load_dataset(...).save_to_disk(DIR)) and point the spec at it "

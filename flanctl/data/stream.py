@@ -3,9 +3,10 @@
     per-task endless source (a new seeded order every epoch)
       -> select_from_datasets with a block selection map (the mixture rates, exact per block)
       -> [process_index::process_count]          (N processes partition the example stream)
-      -> features (decoder-only or encoder-decoder)
+      -> compact features (decoder-only: one array; encoder-decoder: two)
       -> grain FirstFitPackIterDataset            (segment ids and positions per example)
       -> batch                                    (per-process batch)
+      -> BatchUnpacker                            (the seam's keys: targets, loss mask, decoder inputs)
 
 Every stage is a grain dataset, so the iterator's `get_state()`/`set_state()` resumes at
 exactly the batch where it stopped.
@@ -132,79 +133,101 @@ class _ShuffledTask:
 
 
 class DecoderFeatures:
-    """Decoder-only: [bos] inputs targets eos in one sequence; loss on the targets and eos."""
+    """Decoder-only: [bos] inputs targets eos in one sequence; loss on the targets and eos.
+
+    Only one array is packed per example, `token_ids * 2 + loss bit` (a loss bit for the
+    token each position predicts): grain's packer cost grows with the number of features, and
+    next-token targets are recovered exactly after packing from the segment ids (`BatchUnpacker`).
+    """
 
     def __init__(self, bos_id: int | None, eos_id: int):
         self._pre = np.asarray([] if bos_id is None else [bos_id], np.int32)
         self._eos = np.asarray([eos_id], np.int32)
 
     def __call__(self, ex: dict) -> dict:
-        prompt = np.concatenate([self._pre, ex["inputs"]])
-        full = np.concatenate([prompt, ex["targets"], self._eos])
-        n = len(full) - 1
-        mask = np.zeros(n, np.float32)
-        mask[len(prompt) - 1:] = 1.0  # targets[j] = full[j+1]; loss where full[j+1] is a target token
-        return {"token_ids": full[:-1], "targets": full[1:], "loss_mask": mask}
+        prompt_len = len(self._pre) + len(ex["inputs"])
+        ids = np.concatenate([self._pre, ex["inputs"], ex["targets"]])  # the eos is only ever a target
+        code = ids * 2
+        code[prompt_len - 1:] += 1  # position j predicts token j+1: loss where that is a target token or eos
+        return {"token_ids": code}
 
 
 class EncoderDecoderFeatures:
-    """Encoder-decoder: encoder gets inputs+eos; decoder gets pad-shifted targets+eos."""
+    """Encoder-decoder: encoder gets inputs+eos, the decoder predicts targets+eos.
+
+    Packed as two arrays; decoder inputs (targets shifted right within each example, starting
+    from `start_id`) and the loss mask are rebuilt after packing by `BatchUnpacker`.
+    """
 
     def __init__(self, eos_id: int, start_id: int = 0):
         self._eos = np.asarray([eos_id], np.int32)
-        self._start = np.asarray([start_id], np.int32)
 
     def __call__(self, ex: dict) -> dict:
-        tgt = np.concatenate([ex["targets"], self._eos])
-        return {
-            "encoder_token_ids": np.concatenate([ex["inputs"], self._eos]),
-            "decoder_token_ids": np.concatenate([self._start, tgt[:-1]]),
-            "targets": tgt,
-            "loss_mask": np.ones(len(tgt), np.float32),
-        }
+        return {"encoder_token_ids": np.concatenate([ex["inputs"], self._eos]),
+                "targets": np.concatenate([ex["targets"], self._eos])}
 
 
 def _length_struct(enc_dec: bool, mix) -> dict[str, int]:
     if enc_dec:
-        return {"encoder_token_ids": mix.inputs_length, "decoder_token_ids": mix.targets_length,
-                "targets": mix.targets_length, "loss_mask": mix.targets_length}
-    L = mix.inputs_length + mix.targets_length
-    return {"token_ids": L, "targets": L, "loss_mask": L}
+        return {"encoder_token_ids": mix.inputs_length, "targets": mix.targets_length}
+    return {"token_ids": mix.inputs_length + mix.targets_length}
 
 
-class _RenamePacked:
-    """grain names packing outputs `<feature>_segment_ids`; the model wants the seam's names."""
+class BatchUnpacker:
+    """Packed compact batch -> the seam's batch dict (vectorised over the whole batch)."""
 
-    def __init__(self, enc_dec: bool):
+    def __init__(self, enc_dec: bool, eos_id: int, start_id: int = 0):
         self._enc_dec = enc_dec
+        self._eos = eos_id
+        self._start = start_id
 
-    def __call__(self, el: dict) -> dict:
+    @staticmethod
+    def _next_same(seg: np.ndarray) -> np.ndarray:
+        """True where position j+1 belongs to the same example as position j."""
+        same = np.zeros_like(seg, dtype=bool)
+        same[:, :-1] = (seg[:, 1:] == seg[:, :-1]) & (seg[:, :-1] > 0)
+        return same
+
+    def __call__(self, b: dict) -> dict:
         if self._enc_dec:
+            dseg = b["targets_segment_ids"].astype(np.int32)
+            tgt = b["targets"].astype(np.int32)
+            dec = np.full_like(tgt, self._start)
+            prev_same = np.zeros_like(dseg, dtype=bool)
+            prev_same[:, 1:] = self._next_same(dseg)[:, :-1]
+            shifted = np.zeros_like(tgt)
+            shifted[:, 1:] = tgt[:, :-1]
+            dec = np.where(prev_same, shifted, np.where(dseg > 0, self._start, 0)).astype(np.int32)
             return {
-                "encoder_token_ids": el["encoder_token_ids"],
-                "encoder_segment_ids": el["encoder_token_ids_segment_ids"],
-                "encoder_positions": el["encoder_token_ids_positions"],
-                "decoder_token_ids": el["decoder_token_ids"],
-                "decoder_segment_ids": el["decoder_token_ids_segment_ids"],
-                "decoder_positions": el["decoder_token_ids_positions"],
-                "targets": el["targets"],
-                "loss_mask": el["loss_mask"].astype(np.float32),
+                "encoder_token_ids": b["encoder_token_ids"].astype(np.int32),
+                "encoder_segment_ids": b["encoder_token_ids_segment_ids"].astype(np.int32),
+                "encoder_positions": b["encoder_token_ids_positions"].astype(np.int32),
+                "decoder_token_ids": dec,
+                "decoder_segment_ids": dseg,
+                "decoder_positions": b["targets_positions"].astype(np.int32),
+                "targets": tgt,
+                "loss_mask": (dseg > 0).astype(np.float32),
             }
+        code = b["token_ids"]
+        seg = b["token_ids_segment_ids"].astype(np.int32)
+        ids = (code >> 1).astype(np.int32)
+        nxt = np.zeros_like(ids)
+        nxt[:, :-1] = ids[:, 1:]
+        targets = np.where(self._next_same(seg), nxt, np.where(seg > 0, self._eos, 0)).astype(np.int32)
         return {
-            "token_ids": el["token_ids"],
-            "segment_ids": el["token_ids_segment_ids"],
-            "positions": el["token_ids_positions"],
-            "targets": el["targets"],
-            "loss_mask": el["loss_mask"].astype(np.float32),
+            "token_ids": ids,
+            "segment_ids": seg,
+            "positions": b["token_ids_positions"].astype(np.int32),
+            "targets": targets,
+            "loss_mask": (code & 1).astype(np.float32),
         }
 
 
 class _PadOne:
-    """No packing: one example per row, padded, segment id 1 on its tokens."""
+    """No packing: one example per row, padded, segment id 1 on its tokens (grain's packed names)."""
 
-    def __init__(self, lengths: dict[str, int], enc_dec: bool):
+    def __init__(self, lengths: dict[str, int]):
         self._lengths = lengths
-        self._enc_dec = enc_dec
 
     def __call__(self, el: dict) -> dict:
         out = {}
@@ -212,14 +235,12 @@ class _PadOne:
             v = el[k]
             pad = np.zeros(L, dtype=v.dtype)
             pad[: len(v)] = v
-            out[k] = pad
-            if k.endswith("token_ids"):
-                seg = np.zeros(L, np.int32)
-                seg[: len(v)] = 1
-                pos = np.zeros(L, np.int32)
-                pos[: len(v)] = np.arange(len(v))
-                out[f"{k}_segment_ids"], out[f"{k}_positions"] = seg, pos
-        return _RenamePacked(self._enc_dec)(out)
+            seg = np.zeros(L, np.int32)
+            seg[: len(v)] = 1
+            pos = np.zeros(L, np.int32)
+            pos[: len(v)] = np.arange(len(v))
+            out[k], out[f"{k}_segment_ids"], out[f"{k}_positions"] = pad, seg, pos
+        return out
 
 
 class TrainStream:
@@ -286,10 +307,10 @@ def build_stream_from_tokenized(tokenized, rates, spec, tokenizer, process_index
     lengths = _length_struct(enc_dec, mix)
     if mix.packing:
         it_ds = FirstFitPackIterDataset(it_ds, length_struct=lengths, num_packing_bins=packing_bins(per_process),
-                                        seed=mix.seed, shuffle_bins=True).map(_RenamePacked(enc_dec))
+                                        seed=mix.seed, shuffle_bins=True)
     else:
-        it_ds = it_ds.map(_PadOne(lengths, enc_dec))
-    it_ds = it_ds.batch(per_process, drop_remainder=True)
+        it_ds = it_ds.map(_PadOne(lengths))
+    it_ds = it_ds.batch(per_process, drop_remainder=True).map(BatchUnpacker(enc_dec, tokenizer.eos_id, tokenizer.pad_id))
     it = iter(it_ds)
     return TrainStream(it, f"{fingerprint}:{process_index}/{process_count}:{batch}:{int(mix.packing)}:{int(enc_dec)}",
                        [tt.name for tt in tokenized], per_process)
