@@ -60,7 +60,8 @@ def _initialize_processes(distribution: dict) -> tuple[int, int]:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     import keras
 
-    if jax.process_count() == 1:  # not yet initialised in this process
+    # Must run before anything touches a device (even jax.process_count() would).
+    if not jax.distributed.is_initialized():
         keras.distribution.initialize(job_addresses=coordinator, num_processes=count, process_id=process_id)
     return jax.process_index(), jax.process_count()
 

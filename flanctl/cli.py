@@ -6,8 +6,13 @@ Heavy libraries are imported inside the commands that need them, so `validate`, 
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Optional
+
+# TensorFlow (imported by keras-hub and for TensorBoard events) logs C++ banners at import;
+# they bury flanctl's own output. Users who want them can set the variable themselves.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import typer
 
@@ -33,6 +38,10 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
 def main() -> None:
     """Console-script entry point: run the app, turn known errors into one line + exit code."""
     debug = "--debug" in sys.argv
+    if not debug and {"apply", "eval", "report"} & set(sys.argv[1:3]) and "--predictions" not in sys.argv:
+        from flanctl.runtime import quiet_tensorflow_import
+
+        quiet_tensorflow_import()
     try:
         app(standalone_mode=False)
     except FlanctlError as exc:

@@ -237,3 +237,19 @@ def test_flan_collection_split_by_task_column_without_mmlu_tasks(tmp_path):
     assert {t.name: (t.available, t.size) for t in mixture.tasks} == {"task001_qa": (30, 10), "task003_summary": (8, 8)}
     assert [len(t.load()) for t in mixture.tasks] == [10, 8]
     assert sum(t.rate for t in mixture.tasks) == pytest.approx(1.0)
+
+
+def test_a_task_can_bring_its_own_templates_file(tmp_path):
+    from flanctl.data.stats import preview_examples
+
+    (tmp_path / "mine.yaml").write_text('templates:\n  zero_shot_noopts:\n    - {inputs: "TASK: {{ inputs }} =>", targets: " {{ targets }}"}\n')
+    task = _local_task(tmp_path, "own", 5)
+    task["templates"] = "mine.yaml"
+    spec = make_spec(tmp_path, collections=[{"name": "mine", "proportion": 1, "user_tasks": [task],
+                                              "templates": {"zero_shot_noopts": 1, "zero_shot_opts": 0, "few_shot_opts": 0, "few_shot_noopts": 0}}])
+    shown = preview_examples(spec, tmp_path, n=5, tokenizer=TOK)
+    assert all(p["inputs"].startswith("TASK: own question") and p["inputs"].endswith(" =>") for p in shown)
+    assert sorted(p["index"] for p in shown) == [0, 1, 2, 3, 4] and all(p["targets"].startswith(" a") for p in shown)
+    (tmp_path / "mine.yaml").write_text('templates:\n  zero_shot_noopts:\n    - {inputs: "{{ inputs.__class__ }}", targets: "x"}\n')
+    with pytest.raises(FlanctlError, match="template refused"):
+        preview_examples(spec, tmp_path, n=1, tokenizer=TOK)

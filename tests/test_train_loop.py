@@ -122,14 +122,23 @@ def test_train_export_and_resume_from_checkpoint(tmp_path, capsys):
     for got, want in zip(weights(resumed.model), weights(trainer.model)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
+    # model.checkpoint: a new run starts from the exported weights, not from scratch.
+    warm = make_plan(tmp_path, name="warm", steps=1, ckpt=1, log=1, dropout=0.05)
+    warm["spec"]["model"]["checkpoint"] = str(run.export_dir)
+    warm_trainer, _ = train_in_process(warm)
+    assert losses(RunDir(warm["run"]["dir"]))[0] < rows[0]["loss"] - 0.3
+
 
 @pytest.mark.slow
 def test_grad_accumulation_matches_one_big_batch(tmp_path):
     """Two micro-batches of 4 give (nearly) the update of one batch of 8: same data, same steps."""
     _, one = train_in_process(make_plan(tmp_path, name="one", steps=3, ckpt=10))
-    _, two = train_in_process(make_plan(tmp_path, name="two", steps=3, ckpt=10, accum=2))
+    t2, two = train_in_process(make_plan(tmp_path, name="two", steps=3, ckpt=10, accum=2))
+    assert int(keras.ops.convert_to_numpy(t2.optimizer.iterations)) == 3  # 6 micro-batches, 3 updates
     l1, l2 = losses(RunDir(tmp_path / "runs/one")), losses(RunDir(tmp_path / "runs/two"))
-    assert l1[0] == pytest.approx(l2[0], rel=0.05)  # same first batch, same weights
+    # Same batches and start; the micro-batch mean of per-half token means differs from the
+    # global token mean only by how target tokens split between the halves.
+    assert l2 == pytest.approx(l1, rel=0.05)
     assert one["tokens"] == two["tokens"]
     with pytest.raises(FlanctlError, match="grad_accum"):
         train_in_process(make_plan(tmp_path, name="bad", steps=1, accum=3))

@@ -25,12 +25,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 GRID = HERE / "grid"
 REPO = HERE.parents[1]
+WORKDIR = [REPO]  # where runs/ and reports/ go (--workdir); a list so that main() can set it
 
 
 def flanctl(*args: str, capture: bool = False) -> subprocess.CompletedProcess:
     """Run the CLI of this very interpreter's flanctl (no reliance on PATH)."""
     cmd = [sys.executable, "-m", "flanctl.cli", *args]
-    return subprocess.run(cmd, cwd=REPO, text=True, capture_output=capture, check=False)
+    return subprocess.run(cmd, cwd=WORKDIR[0], text=True, capture_output=capture, check=False)
 
 
 def grid_specs(sizes: list[str], tasks: list[int]) -> list[Path]:
@@ -41,8 +42,8 @@ def grid_specs(sizes: list[str], tasks: list[int]) -> list[Path]:
     return specs
 
 
-def run_dir(spec: Path, overrides: list[str]) -> Path:
-    """Where `flanctl apply` will put the run, as the plan says."""
+def run_dir(spec: Path, overrides: list[str]) -> tuple[Path, str]:
+    """Where `flanctl apply` will put the run, as the plan says, and the plan's spec hash."""
     sets = [a for o in overrides for a in ("--set", o)]
     # --out keeps the user's last saved plan (.flanctl/plan.json) untouched.
     with tempfile.TemporaryDirectory() as tmp:
@@ -51,12 +52,23 @@ def run_dir(spec: Path, overrides: list[str]) -> Path:
         sys.exit(f"error: `flanctl plan {spec.relative_to(REPO)}` failed: {proc.stderr.strip()}")
     plan = json.loads(proc.stdout)
     path = Path(plan["run"]["dir"])
-    return path if path.is_absolute() else REPO / path
+    return (path if path.is_absolute() else WORKDIR[0] / path), plan["spec_hash"]
 
 
-def apply_and_eval(spec: Path, overrides: list[str], rdir: Path) -> int:
+def is_done(rdir: Path, spec_hash: str) -> bool:
+    """Evaluated already, and with this very spec (same steps, sizes, overrides)?"""
+    try:
+        return (rdir / "evals" / "builtin.json").exists() and json.loads((rdir / "plan.json").read_text())["spec_hash"] == spec_hash
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def apply_and_eval(spec: Path, overrides: list[str], rdir: Path, replace: bool) -> int:
     """`flanctl apply` the spec; then `flanctl eval` when apply left no builtin eval behind."""
-    proc = flanctl("apply", str(spec), *[a for o in overrides for a in ("--set", o)])
+    stale = rdir / "evals" / "builtin.json"
+    if stale.exists():  # from an earlier spec of this run: must not be mistaken for this one's
+        stale.unlink()
+    proc = flanctl("apply", str(spec), *[a for o in overrides for a in ("--set", o)], *(["--replace"] if replace else []))
     if proc.returncode != 0:
         return proc.returncode
     if (rdir / "evals" / "builtin.json").exists():
@@ -73,14 +85,14 @@ def apply_and_eval(spec: Path, overrides: list[str], rdir: Path) -> int:
 INIT_OVERRIDES = ["train.steps=1", "train.learning_rate=1e-12", "train.warmup_steps=0", "train.checkpoint_every=1"]
 
 
-def measure_before(size: str, spec: Path, targets: list[Path], force: bool) -> None:
+def measure_before(size: str, spec: Path, targets: list[Path], force: bool, extra: list[str]) -> None:
     """Evaluate the untrained model of `size` once and record it in each of `targets`."""
     name = f"scaling-{size}-init"
-    overrides = [*INIT_OVERRIDES, f"name={name}"]
-    init_dir = run_dir(spec, overrides)
+    overrides = [*extra, *INIT_OVERRIDES, f"name={name}"]
+    init_dir, spec_hash = run_dir(spec, overrides)
     result = init_dir / "evals" / "builtin.json"
-    if force or not result.exists():
-        if apply_and_eval(spec, overrides, init_dir) != 0 or not result.exists():
+    if force or not is_done(init_dir, spec_hash):
+        if apply_and_eval(spec, overrides, init_dir, replace=True) != 0 or not result.exists():
             print(f"warning: could not score the untrained {size} model; the plot has no 0-task point for it", file=sys.stderr)
             return
     for target in targets:
@@ -93,27 +105,33 @@ def main() -> int:
     ap.add_argument("--sizes", nargs="+", default=["s", "m", "l"], help="model sizes from sizes/ (s, m, l)")
     ap.add_argument("--tasks", nargs="+", type=int, default=[1, 4, 8, 16], help="task counts from tasks/")
     ap.add_argument("--steps", type=int, default=None, help="override train.steps of every run")
-    ap.add_argument("--out", default="reports/scaling", help="report folder (relative to the repository)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a field of every run, e.g. --set eval.limit=10 (repeatable)")
+    ap.add_argument("--workdir", default=str(REPO), help="folder that receives runs/ and reports/ (default: the repository)")
+    ap.add_argument("--out", default="reports/scaling", help="report folder (relative to --workdir)")
     ap.add_argument("--docs-png", default=None, help="also copy the scaling plot here (e.g. docs/scaling.png)")
     ap.add_argument("--report-only", action="store_true", help="skip training; report on the finished runs")
     ap.add_argument("--force", action="store_true", help="re-run runs that already have evals")
     ap.add_argument("--no-before", action="store_true", help="do not score the untrained models (no 0-task point)")
     args = ap.parse_args()
+    WORKDIR[0] = Path(args.workdir).resolve()
+    WORKDIR[0].mkdir(parents=True, exist_ok=True)
 
     overrides = [f"train.steps={args.steps}", f"train.checkpoint_every={args.steps}"] if args.steps else []
+    overrides += args.sets
     specs = grid_specs(args.sizes, args.tasks)
     run_dirs: list[Path] = []
     started = time.perf_counter()
     for i, spec in enumerate(specs, start=1):
-        rdir = run_dir(spec, overrides)
+        rdir, spec_hash = run_dir(spec, overrides)
         run_dirs.append(rdir)
-        done = (rdir / "evals" / "builtin.json").exists()
+        done = is_done(rdir, spec_hash)
         label = f"[{i}/{len(specs)}] {spec.relative_to(REPO)}"
         if args.report_only or (done and not args.force):
-            print(f"{label}: {'skipped' if args.report_only else 'already evaluated'} ({rdir.relative_to(REPO)})")
+            print(f"{label}: {'skipped' if args.report_only else 'already evaluated'} ({rdir})")
             continue
         t0 = time.perf_counter()
-        code = apply_and_eval(spec, overrides, rdir)
+        code = apply_and_eval(spec, overrides, rdir, replace=args.force)
         if code != 0:
             print(f"{label}: flanctl apply/eval failed (exit {code}); stopping", file=sys.stderr)
             return code
@@ -123,13 +141,13 @@ def main() -> int:
         for size in args.sizes:
             size_specs = [(sp, d) for sp, d in zip(specs, run_dirs) if sp.stem.startswith(f"{size}-") and d.is_dir()]
             if size_specs:
-                measure_before(size, size_specs[0][0], [d for _, d in size_specs], args.force)
+                measure_before(size, size_specs[0][0], [d for _, d in size_specs], args.force, args.sets)
 
     finished = [d for d in run_dirs if d.is_dir()]
     if not finished:
         print("error: no finished runs to report on", file=sys.stderr)
         return 1
-    out = REPO / args.out
+    out = WORKDIR[0] / args.out
     proc = flanctl("report", *map(str, finished), "--out", str(out), "--title", "flanctl toy scaling experiment")
     if proc.returncode != 0:
         return proc.returncode
@@ -138,7 +156,7 @@ def main() -> int:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out / "scaling.png", dest)
         print(f"copied the scaling plot to {dest.relative_to(REPO)}")
-    print(f"scaling experiment: {len(finished)} run(s), {time.perf_counter() - started:.0f}s; report in {out.relative_to(REPO)}/report.md")
+    print(f"scaling experiment: {len(finished)} run(s), {time.perf_counter() - started:.0f}s; report in {out}/report.md")
     return 0
 
 

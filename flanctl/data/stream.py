@@ -159,7 +159,7 @@ class EncoderDecoderFeatures:
     from `start_id`) and the loss mask are rebuilt after packing by `BatchUnpacker`.
     """
 
-    def __init__(self, eos_id: int, start_id: int = 0):
+    def __init__(self, eos_id: int):
         self._eos = np.asarray([eos_id], np.int32)
 
     def __call__(self, ex: dict) -> dict:
@@ -192,7 +192,6 @@ class BatchUnpacker:
         if self._enc_dec:
             dseg = b["targets_segment_ids"].astype(np.int32)
             tgt = b["targets"].astype(np.int32)
-            dec = np.full_like(tgt, self._start)
             prev_same = np.zeros_like(dseg, dtype=bool)
             prev_same[:, 1:] = self._next_same(dseg)[:, :-1]
             shifted = np.zeros_like(tgt)
@@ -301,7 +300,7 @@ def build_stream_from_tokenized(tokenized, rates, spec, tokenizer, process_index
     enc_dec = is_encoder_decoder(spec)
     if tokenizer.eos_id is None:
         raise FlanctlError("the tokenizer has no end-of-sequence id; flanctl needs one to end targets")
-    features = EncoderDecoderFeatures(tokenizer.eos_id, tokenizer.pad_id) if enc_dec else DecoderFeatures(tokenizer.bos_id, tokenizer.eos_id)
+    features = EncoderDecoderFeatures(tokenizer.eos_id) if enc_dec else DecoderFeatures(tokenizer.bos_id, tokenizer.eos_id)
     ds = build_example_dataset(tokenized, rates, mix.seed, process_index, process_count).map(features)
     it_ds = ds.to_iter_dataset(gp.ReadOptions(num_threads=0, prefetch_buffer_size=0))
     lengths = _length_struct(enc_dec, mix)

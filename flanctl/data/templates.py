@@ -74,11 +74,16 @@ class TemplateSet:
 
 def load_templates(path: str | Path | None = None) -> TemplateSet:
     """Load and check a template YAML file (default: the generic templates shipped with flanctl)."""
-    return _load_templates_cached(str(Path(path).resolve()) if path else str(DEFAULT_TEMPLATES))
+    p = Path(path).resolve() if path else DEFAULT_TEMPLATES
+    try:
+        stamp = p.stat().st_mtime_ns  # an edited file is a different cache entry
+    except OSError:
+        stamp = -1
+    return _load_templates_cached(str(p), stamp)
 
 
 @lru_cache(maxsize=64)
-def _load_templates_cached(path: str) -> TemplateSet:
+def _load_templates_cached(path: str, stamp: int) -> TemplateSet:
     p = Path(path)
     if not p.exists():
         raise FlanctlError(f"templates file {p} does not exist; give a YAML file of templates (see {DEFAULT_TEMPLATES.name})")

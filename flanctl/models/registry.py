@@ -73,9 +73,17 @@ def abstract_param_count(arch: dict, family: str) -> int:
     _ensure_backend()
     import keras
 
-    with keras.StatelessScope():
-        model = build_model(arch, family)
-        return int(sum(_num_elements(v.shape) for v in _unique(model.weights)))
+    from keras.src.backend.common import global_state
+
+    # Leaving a StatelessScope normally initialises the variables created in it (540B of
+    # them here); keep them abstract and drop them from Keras' pending list instead.
+    pending = list(global_state.get_global_attribute("uninitialized_variables", []) or [])
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            model = build_model(arch, family)
+            return int(sum(_num_elements(v.shape) for v in _unique(model.weights)))
+    finally:
+        global_state.set_global_attribute("uninitialized_variables", pending)
 
 
 def _unique(variables):
@@ -94,19 +102,50 @@ def _num_elements(shape) -> int:
     return n
 
 
-def save_preset(model, directory) -> Path:
+def save_preset(model, directory, tokenizer=None) -> Path:
     """Save a task model as a keras-hub preset directory (config.json, task.json, weights).
 
     flanctl's own models (PaLM, packed T5) are registered Keras classes, so plain keras-hub
-    can reload them with `keras_hub.models.CausalLM.from_preset(dir)` once `flanctl.models.palm`
-    (or `.t5`) is imported. A `flanctl.json` marker records the family for `load_model`.
+    reloads them with `keras_hub.models.CausalLM.from_preset(dir)` once `flanctl.models.palm`
+    (or `.t5`) is imported. `flanctl.json` records the family and the tokenizer: a
+    SentencePiece model file is copied to `assets/tokenizer/`; with no tokenizer given, a
+    259-token vocabulary is recorded as the byte tokenizer.
     """
+    import shutil
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model.save_to_preset(str(directory))
-    family = getattr(model, "flanctl_family", None) or _family_of(model)
-    (directory / "flanctl.json").write_text(json.dumps({"family": family}, indent=2) + "\n")
+    family = _family_of(model)
+    meta: dict = {"family": family}
+    vocab = getattr(getattr(model, "backbone", None), "vocabulary_size", None)
+    spm_path = getattr(tokenizer, "path", None)
+    if spm_path is not None and str(spm_path).endswith(".model"):
+        dest = directory / "assets" / "tokenizer" / "spm.model"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(spm_path, dest)
+        meta["tokenizer"] = {"kind": "sentencepiece", "file": "assets/tokenizer/spm.model"}
+    elif (tokenizer is None and vocab == 259) or getattr(tokenizer, "fingerprint", "") == "byte-v1":
+        meta["tokenizer"] = {"kind": "byte"}
+    (directory / "flanctl.json").write_text(json.dumps(meta, indent=2) + "\n")
     return directory
+
+
+def _saved_tokenizer(directory: Path):
+    """The flanctl tokenizer recorded in a preset's flanctl.json, or None."""
+    marker = directory / "flanctl.json"
+    if not marker.is_file():
+        return None
+    tok = json.loads(marker.read_text()).get("tokenizer") or {}
+    if tok.get("kind") == "byte":
+        from flanctl.data.tokenizers import ByteTokenizer
+
+        return ByteTokenizer()
+    if tok.get("kind") == "sentencepiece":
+        from flanctl.data.tokenizers import SentencePieceTokenizer
+
+        return SentencePieceTokenizer(directory / tok["file"])
+    return None
 
 
 def _family_of(model) -> str:
@@ -127,14 +166,15 @@ def load_model(path_or_preset: str | os.PathLike):
     Accepts a directory written by `save_preset`, any local keras-hub preset directory, or a
     keras-hub preset handle (which needs network access the first time). The tokenizer is the
     preset's keras-hub tokenizer when it has one, else None (flanctl's tokenizer is then
-    rebuilt from the spec by the caller).
+    rebuilt from the spec by the caller). flanctl's tokenizers come back from flanctl.json;
+    a keras-hub preset's tokenizer is wrapped in the data room's `PresetTokenizer`.
     """
     _ensure_backend()
     import keras_hub
 
     # Registers flanctl's classes with Keras so their configs deserialise.
     import flanctl.models.palm  # noqa: F401
-    import flanctl.models.t5  # noqa: F401
+    import flanctl.models.t5  # noqa: F401  TODO-T5
 
     src = str(path_or_preset)
     local = Path(src)
@@ -152,9 +192,12 @@ def load_model(path_or_preset: str | os.PathLike):
     else:
         first = errors[0].splitlines()[0] if errors else "unknown error"
         raise FlanctlError(f"{src}: cannot load as a keras-hub CausalLM or Seq2SeqLM ({first})")
-    tokenizer = None
-    if getattr(model, "preprocessor", None) is not None:
-        tokenizer = getattr(model.preprocessor, "tokenizer", None)
+    tokenizer = _saved_tokenizer(local) if local.is_dir() else None
+    if tokenizer is None and getattr(model, "preprocessor", None) is not None:
+        from flanctl.data.tokenizers import PresetTokenizer
+
+        # flanctl's tokenizer interface over the preset's own keras-hub tokenizer.
+        tokenizer = PresetTokenizer(src)
     return model, tokenizer
 
 

@@ -47,10 +47,17 @@ def micro_batches(batch: dict, accum: int) -> list[dict]:
 
 
 def _default_model(plan: dict) -> keras.Model:
-    from flanctl.models import build_model
+    """The model to finetune: fresh from the architecture, or loaded from model.checkpoint /
+    model.preset (a keras-hub preset handle or directory, relative to the spec file)."""
+    from flanctl.models import build_model, load_model
 
     spec = plan["spec"]
     family = spec["model"]["family"]
+    source = spec["model"].get("checkpoint") or (spec["model"].get("preset") if family == "preset" else None)
+    if source:
+        local = Path(plan.get("spec_path", ".")).resolve().parent / source
+        model, _tokenizer = load_model(str(local) if local.exists() else source)
+        return model
     return build_model(plan["model"], family, dropout=spec["train"]["dropout"])
 
 
@@ -89,9 +96,10 @@ class Trainer:
         backend = get_backend(dist["backend"])
         if keras.backend.backend() != dist["backend"]:
             raise FlanctlError(f"keras runs on {keras.backend.backend()}, the plan asks for {dist['backend']}; run through flanctl.train.run_training")
+        # Processes and mesh first: multi-process jax must start before any device is touched.
+        self.placement = backend.setup(dist, self.spec["model"]["family"])
         keras.utils.set_random_seed(int(self.cfg.get("seed", 0)))
         keras.config.set_dtype_policy(self.cfg.get("precision", "float32"))
-        self.placement = backend.setup(dist, self.spec["model"]["family"])
         self.ckpt_format = backend.checkpoint_format(self.placement)
         with self.placement.scope():
             self.model = self.model_factory(self.plan)
@@ -163,8 +171,22 @@ class Trainer:
             lr = lr(step * int(self.cfg.get("grad_accum", 1)))
         return float(keras.ops.convert_to_numpy(lr))
 
+    def _record(self, step: int, loss: float, tokens: int, window_tokens: int, window_s: float, started: float) -> dict:
+        """One metrics.jsonl line; throughput over the steps since the last log line."""
+        tps = window_tokens / max(window_s, 1e-9)
+        return {
+            "step": step,
+            "loss": loss,
+            "lr": self.current_lr(step - 1),
+            "tokens": tokens,
+            "tokens_per_s": tps,
+            "mfu": mfu(self.params, tps, self.peak),
+            "time": time.time() - started,
+        }
+
     # ------------------------------------------------------------------ loop
     def run_loop(self) -> dict:
+        """Resume, train to `train.steps`, checkpoint, export; returns the final metrics."""
         total = int(self.cfg["steps"])
         log_every, ckpt_every = int(self.cfg.get("log_every", 10)), int(self.cfg.get("checkpoint_every", 1000))
         step, tokens = self._resume()
@@ -193,20 +215,10 @@ class Trainer:
                     tokens += batch_tokens
                     window_tokens += batch_tokens
                     if step % log_every == 0 or step == total:
-                        elapsed = max(time.perf_counter() - window_start, 1e-9)
-                        tps = window_tokens / elapsed
-                        record = {
-                            "step": step,
-                            "loss": loss,
-                            "lr": self.current_lr(step - 1),
-                            "tokens": tokens,
-                            "tokens_per_s": tps,
-                            "mfu": mfu(self.params, tps, self.peak),
-                            "time": time.time() - started,
-                        }
+                        record = self._record(step, loss, tokens, window_tokens, time.perf_counter() - window_start, started)
                         if metrics:
                             metrics.log(record)
-                        progress.update(task, completed=step, loss=loss, tps=tps, mfu=record["mfu"])
+                        progress.update(task, completed=step, loss=loss, tps=record["tokens_per_s"], mfu=record["mfu"])
                         window_start, window_tokens = time.perf_counter(), 0
                     else:
                         progress.update(task, completed=step, loss=loss)
@@ -222,24 +234,26 @@ class Trainer:
             last_ckpt = latest[1] if latest else None
         result = {**record, "step": step, "tokens": tokens, "params": self.params, "checkpoint": str(last_ckpt)}
         if self.export and chief:
-            result["export"] = str(self._export())
+            exported = self._export()
+            result["export"] = str(exported) if exported else None
         if chief:
             self.run.update_state(status="completed", step=step, checkpoint=str(last_ckpt), train_metrics=result)
         self.placement.barrier("train-done")
         return result
 
-    def _export(self) -> Path:
+    def _export(self) -> Path | None:
         """Save the final model as a keras-hub preset directory in `export/` (tmp name, then rename)."""
         import shutil
 
         from flanctl.models import save_preset
 
+        if self.placement.process_count > 1:
+            # Sharded weights are not all on process 0; the orbax checkpoint has them.
+            self._say("export: skipped for a multi-process run; reload the last checkpoint on one host to export")
+            return None
         final = self.run.export_dir
         tmp = final.with_name("export.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        if self.placement.process_count > 1:
-            self._say("export: skipped for a multi-process run (weights are sharded); export from the last checkpoint on one host")
-            return final
         save_preset(self.model, tmp)
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)

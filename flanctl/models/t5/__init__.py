@@ -1,0 +1,1 @@
+"""T5 v1.1 family (in progress)."""
