@@ -38,8 +38,8 @@ DRIVER = textwrap.dedent(
     from flanctl.train.trainer import Trainer, _default_stream, split_batch
 
     class Joined:
-        """The global batch that N processes feed together, made in one process (rows in
-        process order), so a one-device run sees exactly what a multi-process run sees."""
+        # The global batch that N processes feed together, made in one process (rows in
+        # process order), so a one-device run sees exactly what a multi-process run sees.
 
         def __init__(self, plan, n):
             self.parts = [_default_stream(plan, Placement(backend="jax", process_index=i, process_count=n)) for i in range(n)]

@@ -17,9 +17,22 @@ def test_builtin_examples_ids_and_prompts():
     raw = generate("anagram_check", "test", 5, 0)
     mine = [e for e in examples if e.task == "anagram_check"]
     assert [e.target for e in mine] == [r.targets for r in raw]
-    assert mine[0].prompt == raw[0].inputs + "\n\nOPTIONS:\n- Yes\n- No"  # zero-shot template, variant 0
+    assert mine[0].prompt == raw[0].inputs + "\n\nOPTIONS:\n- Yes\n- No\n"  # zero-shot template, variant 0
     mod = [e for e in examples if e.task == "modular_arithmetic"][0]
     assert "OPTIONS" not in mod.prompt and mod.chance == 0.0
+
+
+def test_builtin_zero_shot_prompts_are_the_training_templates_variant_0():
+    # The eval must ask held-out questions exactly as training phrased the seen ones.
+    from flanctl.data.templates import load_templates, _render
+
+    templates = load_templates()
+    for task in BUILTIN_HELD_OUT_TASKS:
+        ex = make_suite("builtin").load(None, limit=1)
+        ex = [e for e in ex if e.task == task][0]
+        raw = generate(task, "test", 1, 0)[0]
+        fmt = "zero_shot_opts" if raw.options else "zero_shot_noopts"
+        assert ex.prompt == _render(templates.variants[fmt][0].inputs, raw, "test")
 
 
 def test_builtin_few_shot_uses_validation_exemplars_and_delimiters():

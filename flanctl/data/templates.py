@@ -192,8 +192,9 @@ def render_example(
     variant = rng.choice(templates.variants[base])
     q, a = delimiters[rng.randrange(len(delimiters))] if delimiters else ("", "")
     chosen = _pick_exemplars(exemplars, ex, shots, rng)
-    blocks = [f"{q}{_render(variant.inputs, e, where)}\n{a}{_render(variant.targets, e, where)}" for e in chosen]
-    query = f"{q}{_render(variant.inputs, ex, where)}\n{a}".rstrip(" ")
+    # The zero-shot variant's trailing newline is dropped: here the delimiter marks the answer.
+    blocks = [f"{q}{_render(variant.inputs, e, where).rstrip()}\n{a}{_render(variant.targets, e, where)}" for e in chosen]
+    query = f"{q}{_render(variant.inputs, ex, where).rstrip()}\n{a}".rstrip(" ")
     target = _render(variant.targets, ex, where)
     if a.endswith(" "):
         target = " " + target  # keep "A: X" spacing when the delimiter's space was trimmed off the prompt

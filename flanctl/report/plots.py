@@ -147,6 +147,10 @@ def plot_scaling(points: list[ScalingPoint], path: Path) -> Path | None:
         ticks = sorted(xs_all)
         ax.set_xticks(ticks, [str(t) if t else "0\n(not finetuned)" for t in ticks])
         ax.minorticks_off()
+        # Normalized scores put chance at 0: draw it, so below-chance runs read as such.
+        ax.axhline(0.0, color="0.45", linestyle="--", linewidth=1)
+        ax.annotate("chance", (1.0, 0.0), xycoords=("axes fraction", "data"), xytext=(-4, 4),
+                    textcoords="offset points", ha="right", va="bottom", fontsize=9, color="0.35")
         ax.set_xlabel("number of finetuning tasks")
         ax.set_ylabel("normalized held-out score (%)")
         ax.set_title("Held-out score vs. number of finetuning tasks")

@@ -1,7 +1,7 @@
 """Prompt layout of the `builtin` suite, matching the data room's training templates.
 
 Zero-shot: the first variant of `flanctl/data/templates/generic.yaml` (`{inputs}` plus the
-`OPTIONS:\\n- a\\n- b` block when the task has options), answered directly. Few-shot: the
+`OPTIONS:\\n- a\\n- b` block when the task has options, then a newline), answered directly. Few-shot: the
 same question text behind the default delimiter pair `Q: ` / `A: `, exemplars joined by a
 blank line, as `flanctl.data.templates.render_example` builds few-shot prompts.
 """
@@ -21,7 +21,7 @@ def render_inputs(ex) -> str:
 def render_prompt(ex, exemplars=()) -> str:
     """Zero-shot prompt, or a few-shot one with `Q: `/`A: ` delimiters when exemplars are given."""
     if not exemplars:
-        return render_inputs(ex)
+        return render_inputs(ex) + "\n"  # zero-shot prompts end where the answer line starts
     q, a = FEW_SHOT_DELIMITERS
     blocks = [f"{q}{render_inputs(e)}\n{a}{e.targets}" for e in exemplars]
     return "\n\n".join(blocks + [f"{q}{render_inputs(ex)}\n{a.rstrip()}"])
