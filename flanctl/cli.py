@@ -129,7 +129,9 @@ def plan_cmd(
     from flanctl.plan import make_plan, save_plan
     from flanctl.spec import load_spec
 
-    plan = make_plan(load_spec(spec, set_), overrides=set_)
+    from flanctl.data import realize_mixture
+
+    plan = make_plan(load_spec(spec, set_), overrides=set_, realize=realize_mixture)
     try:
         save_plan(plan, out)
     except OSError as exc:
@@ -166,7 +168,9 @@ def apply_cmd(
     else:
         from flanctl.spec import load_spec
 
-        plan = make_plan(load_spec(target, set_), overrides=set_)
+        from flanctl.data import realize_mixture
+
+        plan = make_plan(load_spec(target, set_), overrides=set_, realize=realize_mixture)
         save_plan(plan, DEFAULT_PLAN_PATH)
     state = apply_plan(plan, Console(stderr=True), replace=replace)
     print(f"run {plan['run']['dir']}: {state.get('status')} at step {state.get('step', 0)}")

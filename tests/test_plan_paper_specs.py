@@ -104,8 +104,9 @@ def test_540b_time_matches_paper_order(tmp_path):
 def test_plan_cli_json_is_fast_and_framework_free(tmp_path):
     code = (
         "import sys, json\n"
-        "from flanctl.spec import load_spec\nfrom flanctl.plan import make_plan\n"
-        f"make_plan(load_spec({str(REPO / 'specs' / 'flan_palm.yaml')!r}), runs_root={str(tmp_path)!r})\n"
+        "from flanctl.spec import load_spec\nfrom flanctl.plan import make_plan\nfrom flanctl.data import realize_mixture\n"
+        f"make_plan(load_spec({str(REPO / 'specs' / 'flan_palm.yaml')!r}), runs_root={str(tmp_path)!r}, realize=realize_mixture)\n"
+        f"make_plan(load_spec({str(REPO / 'examples' / 'quickstart.yaml')!r}), runs_root={str(tmp_path)!r}, realize=realize_mixture)\n"
         "heavy = [m for m in ('keras', 'jax', 'tensorflow', 'torch', 'grain', 'datasets') if m in sys.modules]\n"
         "print(json.dumps(heavy))\n"
     )
@@ -125,3 +126,18 @@ def test_plan_cli_json_is_fast_and_framework_free(tmp_path):
         assert key in plan["memory"]
     assert plan["distribution"]["mesh"] == {"data": 32, "model": 16}
     assert (tmp_path / ".flanctl" / "plan.json").is_file()
+
+
+def test_plan_realizes_local_builtin_mixture_and_not_hub_ones(tmp_path):
+    from flanctl.catalog.builtin import BUILTIN_TRAIN_TASKS
+    from flanctl.data import realize_mixture
+
+    quick = make_plan(load_spec(REPO / "examples" / "quickstart.yaml"), runs_root=tmp_path, realize=realize_mixture)
+    realized = quick["mixture"]["realized"]
+    assert {t["name"] for t in realized["tasks"]} == set(BUILTIN_TRAIN_TASKS)
+    cap = quick["spec"]["mixture"]["collections"][0]["cap"]
+    assert all(t["count"] == cap for t in realized["tasks"])
+    assert sum(t["rate"] for t in realized["tasks"]) == pytest.approx(1.0)
+    # The paper's collections live on the hub: nothing is downloaded at plan time.
+    palm = make_plan(load_spec(REPO / "specs" / "flan_palm.yaml"), runs_root=tmp_path, realize=realize_mixture)
+    assert palm["mixture"]["realized"] is None

@@ -46,11 +46,19 @@ def run_name(loaded: Any) -> str:
     return loaded.spec.name or default_name(Path(loaded.path))
 
 
-def make_plan(loaded: Any, runs_root: str | Path | None = None, overrides: list[str] | tuple[str, ...] | None = None) -> dict[str, Any]:
+def make_plan(
+    loaded: Any,
+    runs_root: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] | None = None,
+    realize: Any = None,
+) -> dict[str, Any]:
     """Resolve a `LoadedSpec` into the plan document (JSON-able dict, hashed).
 
     `runs_root` is where run directories live (default `./runs`); `overrides` are the `--set`
     strings the spec was loaded with (kept so `apply` can reload and compare the spec).
+    `realize(spec, base_dir) -> dict | None` fills `mixture.realized` with the counts of the
+    data actually on disk (the CLI passes `flanctl.data.realize_mixture`; it is injected so that
+    this room never imports the data room, and returns None when a source needs the network).
     """
     spec = loaded.spec
     spec_path = Path(loaded.path).resolve()
@@ -119,6 +127,11 @@ def make_plan(loaded: Any, runs_root: str | Path | None = None, overrides: list[
         "inputs": local_inputs(spec, base_dir),
         "run": {"name": run.name, "dir": str(run.root), "diff": run_diff(run, spec_dict, spec.train.steps)},
     }
+    if realize is not None:
+        try:
+            plan["mixture"]["realized"] = realize(spec, base_dir)
+        except FlanctlError as exc:
+            notes.append(f"mixture: realized counts unavailable ({exc})")
     plan["notes"] = notes
     plan["plan_hash"] = plan_hash(plan)
     return plan

@@ -90,6 +90,14 @@ def render_plan(plan: dict[str, Any], console: Console) -> None:
     e = mix["expected"]
     table.add_row("[bold]total[/bold]", "100%", "", _opt(e["tasks"]), _opt(e["datasets"]), _opt(e["categories"]), "")
     console.print(table)
+    realized = mix.get("realized")
+    if realized and realized.get("tasks"):
+        rt = Table(title="Mixture realized from the local data", title_justify="left")
+        for col in ("task", "collection", "examples", "rate", "epochs"):
+            rt.add_column(col, justify="left" if col in ("task", "collection") else "right")
+        for t in realized["tasks"]:
+            rt.add_row(t["name"], t["collection"], f"{t['count']:,}", f"{100 * t['rate']:.2f}%", f"{t['epochs_unpacked']:.2f}")
+        console.print(rt)
 
     ev = plan["eval"]
     if ev["suites"]:
