@@ -67,7 +67,7 @@ def setup(distribution: dict, family: str) -> Placement:
             "set mesh.data to the number of GPUs/TPU cores"
         )
     resolver = getattr(strategy, "cluster_resolver", None)
-    task_id = getattr(resolver, "task_id", 0) or 0 if resolver is not None else 0
+    task_id = (getattr(resolver, "task_id", None) or 0) if resolver is not None else 0
     return Placement(
         backend="tensorflow",
         process_index=int(task_id),

@@ -62,7 +62,10 @@ def llama_inputs(features: dict) -> dict:
 
 
 def optimizer() -> keras.optimizers.Optimizer:
-    return keras.optimizers.Adafactor(learning_rate=1e-3, relative_step=False)
+    """The trainer's Adafactor (factored state, constant rate)."""
+    from flanctl.train.adafactor import FactoredAdafactor
+
+    return FactoredAdafactor(learning_rate=1e-3, relative_step=False)
 
 
 def keras_stepper(model, adapt=lambda f: f):

@@ -33,7 +33,7 @@ def predictor(lm):
     return KerasPredictor(lm, TOK, "palm", batch_size=4)
 
 
-def uncached_greedy(lm, prompt: str, n: int, width: int = 64) -> list[int]:
+def uncached_greedy(lm, prompt: str, n: int, width: int = 64, bos: bool = False) -> list[int]:
     """Reference: re-run the whole sequence each step and take the argmax (no cache).
 
     Rows are right-padded to one width (causal attention: padding after the last real token
@@ -42,7 +42,7 @@ def uncached_greedy(lm, prompt: str, n: int, width: int = 64) -> list[int]:
     from flanctl.models.compiled import CompiledModelFunction
 
     forward = CompiledModelFunction(lm, lambda x: lm(x))
-    ids, out = TOK.encode(prompt), []
+    ids, out = ([TOK.bos_id] if bos else []) + TOK.encode(prompt), []
     for _ in range(n):
         length = len(ids)
         x = {
@@ -63,6 +63,14 @@ def test_cached_generation_equals_uncached_argmax(lm, predictor):
         ref = uncached_greedy(lm, prompt, 12)
         assert got == ref
     assert len(set(batch[0])) > 2  # a varied sequence, not one token repeated
+
+
+def test_generate_frames_prompts_like_training(lm, predictor):
+    text = predictor.generate(PROMPTS[:1], 6, stop=[])[0][0]
+    ref = uncached_greedy(lm, PROMPTS[0], 6, bos=True)
+    if TOK.eos_id in ref:
+        ref = ref[: ref.index(TOK.eos_id)]
+    assert text == TOK.decode(ref)
 
 
 def test_batch_with_different_prompt_lengths_equals_one_by_one(predictor):
@@ -105,7 +113,7 @@ def test_loglikelihood_equals_full_forward_log_softmax(lm, predictor):
     got = predictor.loglikelihood(prompts, conts)
     for prompt, options, scores in zip(prompts, conts, got):
         for cont, score in zip(options, scores):
-            ctx, tgt = TOK.encode(prompt), TOK.encode(cont)
+            ctx, tgt = [TOK.bos_id] + TOK.encode(prompt), TOK.encode(cont)  # rows start with BOS, as in training
             seq = ctx + tgt
             length = len(seq) - 1
             x = {

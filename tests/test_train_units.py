@@ -49,7 +49,9 @@ def test_schedules_warmup_then_decay():
 def test_build_optimizer_kinds_clipping_and_accumulation():
     base = {"learning_rate": 1e-3, "steps": 10}
     ada = build_optimizer({**base, "optimizer": "adafactor", "max_grad_norm": 1.0})
-    assert isinstance(ada, keras.optimizers.Adafactor)
+    from flanctl.train.adafactor import FactoredAdafactor
+
+    assert isinstance(ada, FactoredAdafactor)
     assert ada.relative_step is False and ada.global_clipnorm == 1.0
     adamw = build_optimizer({**base, "optimizer": "adamw", "weight_decay": 0.1, "grad_accum": 4})
     assert isinstance(adamw, keras.optimizers.AdamW)

@@ -174,7 +174,7 @@ def load_model(path_or_preset: str | os.PathLike):
 
     # Registers flanctl's classes with Keras so their configs deserialise.
     import flanctl.models.palm  # noqa: F401
-    import flanctl.models.t5  # noqa: F401  TODO-T5
+    import flanctl.models.t5  # noqa: F401
 
     src = str(path_or_preset)
     local = Path(src)

@@ -1,5 +1,7 @@
 """The optimizer of a TrainSpec: Adafactor with a constant rate (the paper's recipe) or AdamW.
 
+Adafactor is `FactoredAdafactor` (Keras's update rule without its full-size velocity slot).
+
 Gradient accumulation uses Keras's own `gradient_accumulation_steps` (the optimizer
 averages `grad_accum` micro-batch gradients and applies them once); clipping uses
 `global_clipnorm`.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import keras
 
+from flanctl.train.adafactor import FactoredAdafactor
 from flanctl.train.schedules import WarmupSchedule
 
 
@@ -28,8 +31,9 @@ def build_optimizer(train: dict) -> keras.optimizers.Optimizer:
         gradient_accumulation_steps=accum if accum > 1 else None,
     )
     if train.get("optimizer", "adafactor") == "adafactor":
-        # relative_step=False: the rate is ours (constant by default), not Adafactor's 1/sqrt(t).
-        return keras.optimizers.Adafactor(relative_step=False, **common)
+        # Factored state only (what the plan's memory estimate assumes); relative_step=False:
+        # the rate is ours (constant by default), not Adafactor's 1/sqrt(t).
+        return FactoredAdafactor(relative_step=False, **common)
     return keras.optimizers.AdamW(
         weight_decay=train.get("weight_decay", 0.0) or 0.0, beta_1=0.9, beta_2=0.95, epsilon=1e-8, **common
     )

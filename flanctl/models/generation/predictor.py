@@ -76,7 +76,7 @@ class KerasPredictor:
         stop = [s for s in (stop or []) if s]
         if hasattr(self.engine, "generate_text"):  # keras-hub presets decode text themselves
             return self.engine.generate_text(prompts, max_new_tokens, stop, temperature, num_samples, seed, self.batch_size)
-        encoded = [self.tokenizer.encode(p) for p in prompts]
+        encoded = [self._prompt_ids(p) for p in prompts]
         # Each prompt repeated num_samples times, adjacent, so one batch holds its samples.
         flat = [ids for ids in encoded for _ in range(num_samples)]
         texts: list[str] = []
@@ -90,7 +90,7 @@ class KerasPredictor:
         """For each prompt, the summed log-probability of each of its continuations."""
         pairs, owners = [], []
         for i, (prompt, conts) in enumerate(zip(prompts, continuations)):
-            ctx = self.tokenizer.encode(prompt)
+            ctx = self._prompt_ids(prompt)
             for c in conts:
                 pairs.append((ctx, self.tokenizer.encode(c)))
                 owners.append(i)
@@ -104,6 +104,15 @@ class KerasPredictor:
         return out
 
     # -- helpers -----------------------------------------------------------------------
+    def _prompt_ids(self, prompt: str) -> list[int]:
+        """Prompt ids framed as in training (flanctl.data.stream): decoder-only rows start
+        with BOS (when the tokenizer has one); the T5 encoder input ends with EOS."""
+        ids = list(self.tokenizer.encode(prompt))
+        if self.family == "t5":
+            return ids + ([self.eos_id] if self.eos_id is not None else [])
+        bos = getattr(self.tokenizer, "bos_id", None)
+        return ([int(bos)] if bos is not None else []) + ids
+
     def _finished_fn(self, stop: list[str]):
         eos = self.eos_id
         tok = self.tokenizer
