@@ -77,7 +77,6 @@ def _barrier(name: str) -> None:
 
 def setup(distribution: dict, family: str) -> Placement:
     """Initialise processes, build the mesh and install the keras distribution."""
-    import jax
     import keras
 
     process_index, process_count = _initialize_processes(distribution)
@@ -113,7 +112,6 @@ def setup(distribution: dict, family: str) -> Placement:
         dist = keras.distribution.ModelParallel(layout_map=layout_map(family, mesh), batch_dim_name="data")
     keras.distribution.set_distribution(dist)
     placement.handle = dist
-    del jax
     return placement
 
 

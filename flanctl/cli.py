@@ -38,10 +38,6 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
 def main() -> None:
     """Console-script entry point: run the app, turn known errors into one line + exit code."""
     debug = "--debug" in sys.argv
-    if not debug and {"apply", "eval", "report"} & set(sys.argv[1:3]) and "--predictions" not in sys.argv:
-        from flanctl.runtime import quiet_tensorflow_import
-
-        quiet_tensorflow_import()
     try:
         app(standalone_mode=False)
     except FlanctlError as exc:
@@ -172,7 +168,39 @@ def apply_cmd(
 
         plan = make_plan(load_spec(target, set_), overrides=set_, realize=realize_mixture)
         save_plan(plan, DEFAULT_PLAN_PATH)
-    state = apply_plan(plan, Console(stderr=True), replace=replace)
+    # Keras reads KERAS_BACKEND once (importing TensorFlow already fixes it), so set it first.
+    os.environ.setdefault("KERAS_BACKEND", plan["spec"]["distribution"]["backend"])
+    from flanctl.runtime import quiet_tensorflow_import
+
+    quiet_tensorflow_import()
+    console = Console(stderr=True)
+    scores: dict[str, dict] = {}
+
+    def evaluate(plan: dict, run, when: str):
+        # data -> train -> eval: the spec's suites on the step-0 model, then on the final one.
+        from flanctl.evals.command import evaluate_initial_model, evaluate_run
+        from flanctl.evals.tables import ProgressPrinter
+
+        if plan["spec"]["distribution"]["processes"]["count"] > 1 and os.environ.get("FLANCTL_PROCESS_ID", "0") != "0":
+            return None  # evaluation runs on the chief process only
+        label = "before finetuning (step 0)" if when == "before" else "after finetuning"
+        with ProgressPrinter(console) as progress:
+            if when == "before":
+                result = evaluate_initial_model(run.root, plan, progress=progress)
+            else:
+                result = evaluate_run(run.root, plan, progress=progress)
+        if result is not None:
+            scores[when] = result
+            for r in result.get("suites", [result]):
+                console.print(f"[bold]{r['suite']}[/bold] {label}: {r['score']:.1f}")
+        return result
+
+    state = apply_plan(plan, console, replace=replace, evaluate=evaluate)
+    if "before" in scores and "after" in scores:
+        before = {r["suite"]: r["score"] for r in scores["before"].get("suites", [scores["before"]])}
+        for r in scores["after"].get("suites", [scores["after"]]):
+            if r["suite"] in before:
+                print(f"held-out {r['suite']}: {before[r['suite']]:.1f} before finetuning -> {r['score']:.1f} after")
     print(f"run {plan['run']['dir']}: {state.get('status')} at step {state.get('step', 0)}")
 
 

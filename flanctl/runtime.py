@@ -14,8 +14,12 @@ import sys
 
 
 def quiet_tensorflow_import() -> None:
-    """Import tensorflow once with C-level stderr silenced (no-op if already imported)."""
-    if "tensorflow" in sys.modules or os.environ.get("FLANCTL_TF_LOGS"):
+    """Import tensorflow once with C-level stderr silenced (no-op if already imported).
+
+    Importing TensorFlow imports Keras' backend config, which fixes the Keras backend: call
+    this only once `KERAS_BACKEND` is set (it does nothing otherwise).
+    """
+    if "tensorflow" in sys.modules or os.environ.get("FLANCTL_TF_LOGS") or not os.environ.get("KERAS_BACKEND"):
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.stderr.flush()

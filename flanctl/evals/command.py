@@ -71,10 +71,13 @@ def evaluate(req: EvalRequest, progress=None) -> tuple[dict[str, Any], list[Path
     return result, written
 
 
-def evaluate_run(run_dir: str | Path, plan: dict[str, Any] | None = None, predictor=None, progress=None) -> dict[str, Any] | None:
+def evaluate_run(
+    run_dir: str | Path, plan: dict[str, Any] | None = None, predictor=None, progress=None, evals_dir: str | Path | None = None
+) -> dict[str, Any] | None:
     """The eval stage of `apply`: the spec's `eval.suites` with its settings (limit, shots,
     self-consistency, batch size, decode length, data dir, built-in tasks), results written to
-    `<run>/evals/`. Returns the result object, or None when the spec lists no suites."""
+    `evals_dir` (default `<run>/evals/`). Returns the result object, or None when the spec lists
+    no suites."""
     import json
 
     from flanctl.evals.model_source import load_predictor, run_data_dir
@@ -95,5 +98,38 @@ def evaluate_run(run_dir: str | Path, plan: dict[str, Any] | None = None, predic
     )
     data_dir = run_data_dir(run_dir)
     result = run_suite(suites[0], predictor, data_dir, **kwargs) if len(suites) == 1 else run_suites(suites, predictor, data_dir, **kwargs)
-    write_result(result, run_dir / "evals")
+    write_result(result, Path(evals_dir) if evals_dir is not None else run_dir / "evals")
     return result
+
+
+def evaluate_initial_model(run_dir: str | Path, plan: dict[str, Any], progress=None) -> dict[str, Any] | None:
+    """Score the model `apply` is about to finetune, as it stands at step 0, into
+    `<run>/evals/step_0/`: the "before" of the before/after comparison.
+
+    The model is the plan's `model.checkpoint`/`preset` when it names one, else the family's
+    architecture initialised with `train.seed` (the trainer seeds the same way before it builds).
+    Returns None when the spec lists no suites.
+    """
+    import os
+
+    spec = plan["spec"]
+    if not (spec.get("eval") or {}).get("suites"):
+        return None
+    os.environ.setdefault("KERAS_BACKEND", spec["distribution"]["backend"])
+    import keras
+
+    from flanctl.evals.model_source import _run_tokenizer
+    from flanctl.models import KerasPredictor, build_model, load_model
+
+    family = spec["model"]["family"]
+    tokenizer = None
+    source = spec["model"].get("checkpoint") or spec["model"].get("preset")
+    if source:
+        model, tokenizer = load_model(str(source))
+    else:
+        keras.utils.set_random_seed(int(spec["train"].get("seed", 0)))
+        model = build_model(plan["model"], family, dropout=0.0)
+    tokenizer = tokenizer or _run_tokenizer(plan)
+    predictor = KerasPredictor(model, tokenizer, family, batch_size=int(spec["eval"].get("batch_size", 16)))
+    run_dir = Path(run_dir)
+    return evaluate_run(run_dir, plan, predictor=predictor, progress=progress, evals_dir=run_dir / "evals" / "step_0")

@@ -88,6 +88,9 @@ def load_predictor(run_dir: Path | None = None, checkpoint: str | None = None, p
     else:
         raise FlanctlError("no model to evaluate: pass --run, --checkpoint, --preset or --predictions (no last applied run in this directory)")
     os.environ.setdefault("KERAS_BACKEND", "jax")
+    from flanctl.runtime import quiet_tensorflow_import
+
+    quiet_tensorflow_import()
     try:
         from flanctl.models import KerasPredictor, load_model
     except ImportError as exc:

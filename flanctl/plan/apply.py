@@ -23,6 +23,9 @@ from flanctl.plan.document import check_fresh
 from flanctl.runs import RunDir, record_last_run, write_json_atomic, write_text_atomic
 
 Trainer = Callable[[dict, RunDir, Any], dict]
+#: `evaluate(plan, run, when)` with `when` "before" (the step-0 model) or "after" (the
+#: exported model); returns the eval result or None. Injected by the CLI (evals room).
+Evaluator = Callable[[dict, RunDir, str], Any]
 
 
 def find_trainer() -> Trainer | None:
@@ -41,12 +44,15 @@ def apply_plan(
     trainer: Trainer | None | bool = True,
     cwd: str | Path | None = None,
     loader: Any = None,
+    evaluate: Evaluator | None = None,
 ) -> dict[str, Any]:
     """Apply `plan`: returns the final state dict of the run.
 
     `trainer=True` looks up `flanctl.train.run_training`; `False`/`None` does the plumbing
     only (state `planned`); a callable is used as the trainer. `replace` allows starting
     afresh over a checkpoint that the plan's changes invalidate (it is moved aside, not deleted).
+    `evaluate` runs the spec's eval suites on the step-0 model of a fresh run and on the final
+    model after training (data -> train -> eval).
     """
     check_fresh(plan, loader=loader)
     run = RunDir(plan["run"]["dir"])
@@ -83,12 +89,20 @@ def apply_plan(
             return state
         run.update_state(status="running")
         try:
+            if evaluate is not None and diff["step"] == 0 and run.latest_checkpoint() is None:
+                run.update_state(status="evaluating", stage="before")
+                evaluate(plan, run, "before")
+                run.update_state(status="running")
             metrics = trainer(plan, run, console)
+            final = run.read_state()
+            state = run.update_state(status="trained", step=final.get("step", plan["spec"]["train"]["steps"]), metrics=metrics)
+            if evaluate is not None:
+                run.update_state(status="evaluating", stage="after")
+                evaluate(plan, run, "after")
         except BaseException as exc:
             run.update_state(status="failed", error=f"{type(exc).__name__}: {exc}")
             raise
-        final = run.read_state()
-        return run.update_state(status="completed", step=final.get("step", plan["spec"]["train"]["steps"]), metrics=metrics)
+        return run.update_state(status="completed")
 
 
 def _move_checkpoints_aside(run: RunDir, step: int) -> None:

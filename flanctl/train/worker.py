@@ -14,6 +14,9 @@ def main(argv: list[str]) -> int:
     from flanctl.runs import RunDir
     from flanctl.train.job import prepare_backend
 
+    from flanctl.runtime import quiet_tensorflow_import
+
+    quiet_tensorflow_import()
     plan_path, run_root = argv
     plan = json.loads(open(plan_path).read())
     try:
