@@ -2,7 +2,10 @@
 
 Mesh axes are `("data", "model")` (see backends/jax.py). Attention heads and the
 feed-forward inner dimension go on `model` (Megatron-style: column-parallel in, row-parallel
-out); the batch goes on `data` through `ModelParallel(batch_dim_name="data")`. The single
+out); the batch goes on `data` through `ModelParallel(batch_dim_name="data")`. The hidden
+dimension of every palm matrix is also split over `data` (a 2D layout, as PaLM trained: XLA
+all-gathers a layer's weights where it runs), so weights, gradients and optimizer state take
+1/(data x model) of their size per device: the plan's memory estimate assumes exactly this. The single
 key/value head of multi-query attention cannot be split across devices, so its projections
 are replicated on `model` (as in PaLM, section 4). Embeddings are sharded on the hidden
 dimension, which every catalog size divides evenly (vocabularies such as 259 or 32,128
@@ -19,12 +22,12 @@ from flanctl.errors import FlanctlError
 #: axis name per dimension, None = replicated on that dimension).
 PALM_RULES: tuple[tuple[str, tuple], ...] = (
     (r".*token_embedding/embeddings", (None, "model")),
-    (r".*attention/query/kernel", (None, "model", None)),  # [d, H, h]: heads split
-    (r".*attention/key/kernel", (None, None, None)),  # [d, K, h]: the MQA head replicated
-    (r".*attention/value/kernel", (None, None, None)),
-    (r".*attention/attention_output/kernel", ("model", None, None)),  # [H, h, d]
-    (r".*mlp/ffn_(gate|up)/kernel", (None, "model")),  # [d, f]
-    (r".*mlp/ffn_down/kernel", ("model", None)),  # [f, d]
+    (r".*attention/query/kernel", ("data", "model", None)),  # [d, H, h]: heads split
+    (r".*attention/key/kernel", ("data", None, None)),  # [d, K, h]: the MQA head replicated on model
+    (r".*attention/value/kernel", ("data", None, None)),
+    (r".*attention/attention_output/kernel", ("model", None, "data")),  # [H, h, d]
+    (r".*mlp/ffn_(gate|up)/kernel", ("data", "model")),  # [d, f]
+    (r".*mlp/ffn_down/kernel", ("model", "data")),  # [f, d]
 )
 
 #: keras-hub T5 layers (Dense kernels [in, out]; q/k/v out = heads * key_value_dim).

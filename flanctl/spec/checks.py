@@ -115,6 +115,12 @@ def _check_model(spec: Spec, r: _Reporter) -> None:
         r.error(f"attention heads ({heads}) are not divisible by distribution.mesh.model {model_axis}; "
                 f"use a model axis that divides {heads}", ("distribution", "mesh", "model"),
                 ("model", "architecture", "num_heads"), ("model", "size"))
+    data_axis, width = spec.distribution.mesh.data, arch["hidden_dim"]
+    if data_axis > 1 and spec.distribution.mesh.model > 1 and width % data_axis:
+        # ModelParallel layouts shard each weight's hidden dimension over `data` (2D layout).
+        r.error(f"model width hidden_dim ({width}) is not divisible by distribution.mesh.data {data_axis}; "
+                f"weights are sharded over data x model, so use a data axis that divides {width}",
+                ("distribution", "mesh", "data"), ("model", "architecture", "hidden_dim"), ("model", "size"))
     if heads % kv_heads:
         r.error(f"model.architecture.num_heads {heads} is not a multiple of num_kv_heads {kv_heads}",
                 ("model", "architecture", "num_kv_heads"), ("model", "architecture", "num_heads"), ("model", "size"))
