@@ -61,3 +61,10 @@ def test_builtin_rejects_training_tasks():
         make_suite("builtin", tasks=["parity"]).load(None, limit=2)
     result = run_suite("builtin", FixedPredictor("No"), None, limit=4, builtin_tasks=["anagram_check"])
     assert list(result["tasks"]) == ["anagram_check"]
+
+
+def test_catalog_builtin_chance_is_the_one_computed_from_the_options():
+    from flanctl.catalog.suites import SUITES
+
+    suite = make_suite("builtin")
+    assert SUITES["builtin"].chance == pytest.approx(suite.chance_level(suite.load(None)))

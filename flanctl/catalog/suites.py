@@ -124,7 +124,9 @@ SUITES: dict[str, Suite] = {
     ),
     "builtin": Suite(
         "builtin", "flanctl's held-out procedural tasks (never trained on), zero-shot", 0, False, "exact_match",
-        {}, 0, 0.0, {}, "<task>-<i>",
+        # Chance: 1/(options) per multiple-choice task, 0 for free answers, averaged over the four
+        # held-out tasks (a test recomputes it from the generated test examples).
+        {}, 0, 25.0, {}, "<task>-<i>",
     ),
 }
 

@@ -60,9 +60,19 @@ def evaluate(req: EvalRequest, progress=None) -> tuple[dict[str, Any], list[Path
         if run_dir is None:
             raise FlanctlError("no model to evaluate: no last applied run here (.flanctl/last_run); pass --run, --checkpoint, --preset or --predictions")
     data_dir = req.data_dir or (run_data_dir(run_dir) if run_dir is not None else None)
+    limit = req.limit
+    if limit is None and run_dir is not None:
+        # Evaluating a run: its spec's eval.limit is the default, so that re-scoring a run
+        # measures what apply measured.
+        import json
+
+        plan_file = run_dir / "plan.json"
+        if plan_file.is_file():
+            plan = json.loads(plan_file.read_text(encoding="utf-8"))
+            limit = ((plan.get("spec") or {}).get("eval") or {}).get("limit")
     predictor, _source = load_predictor(run_dir, req.checkpoint, req.preset, batch_size=req.batch_size)
     sc = {"samples": req.samples, "temperature": req.temperature}
-    kwargs = dict(limit=req.limit, self_consistency=sc, batch_size=req.batch_size, write_predictions_to=req.write_predictions, progress=progress, **options)
+    kwargs = dict(limit=limit, self_consistency=sc, batch_size=req.batch_size, write_predictions_to=req.write_predictions, progress=progress, **options)
     if len(req.suites) == 1:
         result = run_suite(req.suites[0], predictor, data_dir, **kwargs)
     else:
@@ -72,11 +82,11 @@ def evaluate(req: EvalRequest, progress=None) -> tuple[dict[str, Any], list[Path
 
 
 def evaluate_run(
-    run_dir: str | Path, plan: dict[str, Any] | None = None, predictor=None, progress=None, evals_dir: str | Path | None = None
+    run_dir: str | Path, plan: dict[str, Any] | None = None, predictor=None, progress=None, suffix: str = ""
 ) -> dict[str, Any] | None:
     """The eval stage of `apply`: the spec's `eval.suites` with its settings (limit, shots,
     self-consistency, batch size, decode length, data dir, built-in tasks), results written to
-    `evals_dir` (default `<run>/evals/`). Returns the result object, or None when the spec lists
+    `<run>/evals/<suite><suffix>.json`. Returns the result object, or None when the spec lists
     no suites."""
     import json
 
@@ -98,13 +108,13 @@ def evaluate_run(
     )
     data_dir = run_data_dir(run_dir)
     result = run_suite(suites[0], predictor, data_dir, **kwargs) if len(suites) == 1 else run_suites(suites, predictor, data_dir, **kwargs)
-    write_result(result, Path(evals_dir) if evals_dir is not None else run_dir / "evals")
+    write_result(result, run_dir / "evals", suffix=suffix)
     return result
 
 
 def evaluate_initial_model(run_dir: str | Path, plan: dict[str, Any], progress=None) -> dict[str, Any] | None:
     """Score the model `apply` is about to finetune, as it stands at step 0, into
-    `<run>/evals/step_0/`: the "before" of the before/after comparison.
+    `<run>/evals/<suite>.before.json`: the "before" of the before/after comparison.
 
     The model is the plan's `model.checkpoint`/`preset` when it names one, else the family's
     architecture initialised with `train.seed` (the trainer seeds the same way before it builds).
@@ -132,4 +142,4 @@ def evaluate_initial_model(run_dir: str | Path, plan: dict[str, Any], progress=N
     tokenizer = tokenizer or _run_tokenizer(plan)
     predictor = KerasPredictor(model, tokenizer, family, batch_size=int(spec["eval"].get("batch_size", 16)))
     run_dir = Path(run_dir)
-    return evaluate_run(run_dir, plan, predictor=predictor, progress=progress, evals_dir=run_dir / "evals" / "step_0")
+    return evaluate_run(run_dir, plan, predictor=predictor, progress=progress, suffix=".before")

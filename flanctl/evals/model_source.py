@@ -71,6 +71,7 @@ def load_predictor(run_dir: Path | None = None, checkpoint: str | None = None, p
     family = None
     plan: dict[str, Any] = {}
     if run_dir is not None:
+        run_dir = Path(run_dir)
         plan = _plan_of(run_dir)
         backend = (plan.get("distribution") or {}).get("backend") or ((plan.get("spec") or {}).get("distribution") or {}).get("backend")
         if backend:

@@ -201,19 +201,20 @@ def score_predictions(suite: str, path: str | Path, data_dir: str | Path | None,
     return _finish(suite_obj, examples, result, {"limit": limit, "predictions": str(path), "self_consistency": {"samples": samples}})
 
 
-def write_result(result: dict[str, Any], evals_dir: str | Path) -> list[Path]:
-    """Write `<evals_dir>/<suite>.json` for each suite in a result (one or several)."""
+def write_result(result: dict[str, Any], evals_dir: str | Path, suffix: str = "") -> list[Path]:
+    """Write `<evals_dir>/<suite><suffix>.json` for each suite in a result (one or several);
+    `suffix=".before"` marks the scores of the model before finetuning."""
     evals_dir = Path(evals_dir)
     evals_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for r in result.get("suites", [result]):
-        path = evals_dir / f"{r['suite']}.json"
+        path = evals_dir / f"{r['suite']}{suffix}.json"
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(r, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         tmp.replace(path)
         written.append(path)
     if "suites" in result and result.get("normalized_average") is not None:
-        path = evals_dir / "normalized_average.json"
+        path = evals_dir / f"normalized_average{suffix}.json"
         summary = {k: v for k, v in result.items() if k != "suites"}
         path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         written.append(path)

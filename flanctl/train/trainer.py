@@ -61,13 +61,20 @@ def _default_model(plan: dict) -> keras.Model:
     return build_model(plan["model"], family, dropout=spec["train"]["dropout"])
 
 
-def _default_stream(plan: dict, placement: Placement) -> Iterator[dict]:
-    from flanctl.data import build_train_stream, get_tokenizer
+def _spec_tokenizer(plan: dict):
+    """(Spec, spec folder, tokenizer): a missing SentencePiece model is trained on the mixture."""
+    from flanctl.data import tokenizer_for_spec
     from flanctl.spec.models import Spec
 
     spec = Spec.model_validate(plan["spec"])
     base_dir = Path(plan.get("spec_path", ".")).resolve().parent
-    tokenizer = get_tokenizer(spec.model.tokenizer, base_dir)
+    return spec, base_dir, tokenizer_for_spec(spec, base_dir)
+
+
+def _default_stream(plan: dict, placement: Placement) -> Iterator[dict]:
+    from flanctl.data import build_train_stream
+
+    spec, base_dir, tokenizer = _spec_tokenizer(plan)
     return build_train_stream(spec, base_dir, tokenizer, process_index=placement.process_index, process_count=placement.process_count)
 
 
@@ -254,7 +261,8 @@ class Trainer:
         final = self.run.export_dir
         tmp = final.with_name("export.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        save_preset(self.model, tmp)
+        # The tokenizer travels with the model (a SentencePiece file is copied into the preset).
+        save_preset(self.model, tmp, tokenizer=_spec_tokenizer(self.plan)[2])
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         return final
