@@ -64,6 +64,12 @@ def test_quickstart_chain_plan_apply_eval_report(tmp_path):
     proc = flanctl(tmp_path, *with_sets("apply", str(QUICKSTART)))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run = tmp_path / "runs" / "quickstart"
+    # apply scored the step-0 model and the finetuned one, and printed the pair.
+    before = json.loads((run / "evals" / "builtin.before.json").read_text())
+    after = json.loads((run / "evals" / "builtin.json").read_text())
+    assert before["suite"] == after["suite"] == "builtin" and before["n"] == after["n"] == LIMIT * len(BUILTIN_HELD_OUT_TASKS)
+    assert f"held-out builtin: {before['score']:.1f} before finetuning -> {after['score']:.1f} after" in proc.stdout
+    assert json.loads((run / "state.json").read_text())["status"] == "completed"
     for name in ("spec.yaml", "plan.json", "state.json", "metrics.jsonl"):
         assert (run / name).is_file(), f"{name} missing from the run directory"
     assert yaml.safe_load((run / "spec.yaml").read_text())["name"] == "quickstart"

@@ -9,6 +9,8 @@ gradients and applies them once. The loss is cross-entropy summed over target to
 
 from __future__ import annotations
 
+import contextlib
+
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -57,6 +59,10 @@ def _default_model(plan: dict) -> keras.Model:
     if source:
         local = Path(plan.get("spec_path", ".")).resolve().parent / source
         model, _tokenizer = load_model(str(local) if local.exists() else source)
+        if family == "preset":
+            from flanctl.models.preset_adapter import trainable_preset
+
+            return trainable_preset(model)
         return model
     return build_model(plan["model"], family, dropout=spec["train"]["dropout"])
 
@@ -109,7 +115,11 @@ class Trainer:
         keras.config.set_dtype_policy(self.cfg.get("precision", "float32"))
         self.ckpt_format = backend.checkpoint_format(self.placement)
         with self.placement.scope():
-            self.model = self.model_factory(self.plan)
+            # train.remat: layers built in a RematScope recompute their activations in the
+            # backward pass instead of keeping them (the plan's "activations with remat").
+            remat = keras.RematScope(mode="full") if self.cfg.get("remat") else contextlib.nullcontext()
+            with remat:
+                self.model = self.model_factory(self.plan)
             self.optimizer = build_optimizer(self.cfg)
             self.model.compile(optimizer=self.optimizer, loss=masked_loss(), weighted_metrics=[])
             # Optimizer slots must exist before a checkpoint can be restored into them.
