@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from flanctl.catalog.models import NOMINAL_PARAMS, PAPER_TABLE2, PRETRAIN, TABLE2_NOTES, is_decoder_only, t5_param_split
-from flanctl.plan.devices import device_peak_flops
+from flanctl.catalog.devices import device_peak_flops
 
 # Full rematerialisation reruns the forward pass once in the backward pass: 8N instead of 6N.
 REMAT_COMPUTE_FACTOR = 8 / 6

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from flanctl.catalog.models import is_decoder_only
-from flanctl.plan.devices import device_memory_bytes
+from flanctl.catalog.devices import device_memory_bytes
 
 PARAM_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "mixed_bfloat16": 4, "mixed_float16": 4}
 COMPUTE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "mixed_bfloat16": 2, "mixed_float16": 2}

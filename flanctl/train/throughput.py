@@ -6,17 +6,7 @@ number for a few cores, so CPU MFU is only a relative measure.
 
 from __future__ import annotations
 
-# Dense bf16 peak FLOP/s per device (H100 SXM 989 TF, H200 same silicon, A100 312 TF,
-# TPU v4 275 TF, v5e 197 TF, v5p 459 TF). CPU: nominal 100 GFLOP/s per process.
-PEAK_FLOPS = {
-    "cpu": 1.0e11,
-    "h100": 989e12,
-    "h200": 989e12,
-    "a100": 312e12,
-    "tpu-v4": 275e12,
-    "tpu-v5e": 197e12,
-    "tpu-v5p": 459e12,
-}
+from flanctl.catalog.devices import DEVICE_PEAK_FLOPS as PEAK_FLOPS
 
 
 def peak_flops(plan: dict) -> float:

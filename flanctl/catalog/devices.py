@@ -1,4 +1,4 @@
-"""Accelerator facts for the plan: memory per device and peak dense bf16 FLOP/s.
+"""Accelerator facts (for the plan and the trainer's MFU): memory per device and peak dense bf16 FLOP/s.
 
 Vendor datasheet numbers (dense, no sparsity). The CPU numbers are rough: memory is this
 host's RAM when it can be read, and the FLOP/s is an order of magnitude for a few cores.
