@@ -87,8 +87,8 @@ def test_scaling_plot_over_sizes_and_task_counts(tmp_path):
         for k in (1, 4, 16):
             gain = 10 * math.log2(k + 1) + (5 if params > 1e6 else 0)
             runs.append(make_run(tmp_path / "runs", f"{size}-{k}", params=params, tasks=all_tasks[:k],
-                                 losses=[4.0, 3.0], evals=builtin_eval({"h1": 20 + gain, "h2": 10 + gain}),
-                                 before=builtin_eval({"h1": 5.0, "h2": 3.0}), size=size))
+                                 losses=[4.0, 3.0], evals=builtin_eval({"h1": 20 + gain, "h2": 10 + gain}, chance=0.0),
+                                 before=builtin_eval({"h1": 5.0, "h2": 3.0}, chance=0.0), size=size))
     points, notes = scaling_points([read_run(r) for r in runs])
     assert notes == [] and len(points) == 6
     p = next(p for p in points if p.run == "mini-16")
