@@ -174,33 +174,12 @@ def apply_cmd(
 
     quiet_tensorflow_import()
     console = Console(stderr=True)
+    from flanctl.evals.command import apply_evaluator, before_after_lines
+
     scores: dict[str, dict] = {}
-
-    def evaluate(plan: dict, run, when: str):
-        # data -> train -> eval: the spec's suites on the step-0 model, then on the final one.
-        from flanctl.evals.command import evaluate_initial_model, evaluate_run
-        from flanctl.evals.tables import ProgressPrinter
-
-        if plan["spec"]["distribution"]["processes"]["count"] > 1 and os.environ.get("FLANCTL_PROCESS_ID", "0") != "0":
-            return None  # evaluation runs on the chief process only
-        label = "before finetuning (step 0)" if when == "before" else "after finetuning"
-        with ProgressPrinter(console) as progress:
-            if when == "before":
-                result = evaluate_initial_model(run.root, plan, progress=progress)
-            else:
-                result = evaluate_run(run.root, plan, progress=progress)
-        if result is not None:
-            scores[when] = result
-            for r in result.get("suites", [result]):
-                console.print(f"[bold]{r['suite']}[/bold] {label}: {r['score']:.1f}")
-        return result
-
-    state = apply_plan(plan, console, replace=replace, evaluate=evaluate)
-    if "before" in scores and "after" in scores:
-        before = {r["suite"]: r["score"] for r in scores["before"].get("suites", [scores["before"]])}
-        for r in scores["after"].get("suites", [scores["after"]]):
-            if r["suite"] in before:
-                print(f"held-out {r['suite']}: {before[r['suite']]:.1f} before finetuning -> {r['score']:.1f} after")
+    state = apply_plan(plan, console, replace=replace, evaluate=apply_evaluator(console, scores))
+    for line in before_after_lines(scores):
+        print(line)
     print(f"run {plan['run']['dir']}: {state.get('status')} at step {state.get('step', 0)}")
 
 

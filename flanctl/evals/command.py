@@ -128,7 +128,7 @@ def evaluate_initial_model(run_dir: str | Path, plan: dict[str, Any], progress=N
     os.environ.setdefault("KERAS_BACKEND", spec["distribution"]["backend"])
     import keras
 
-    from flanctl.evals.model_source import _run_tokenizer
+    from flanctl.evals.model_source import run_tokenizer
     from flanctl.models import KerasPredictor, build_model, load_model
 
     family = spec["model"]["family"]
@@ -139,7 +139,45 @@ def evaluate_initial_model(run_dir: str | Path, plan: dict[str, Any], progress=N
     else:
         keras.utils.set_random_seed(int(spec["train"].get("seed", 0)))
         model = build_model(plan["model"], family, dropout=0.0)
-    tokenizer = tokenizer or _run_tokenizer(plan)
+    tokenizer = tokenizer or run_tokenizer(plan)
     predictor = KerasPredictor(model, tokenizer, family, batch_size=int(spec["eval"].get("batch_size", 16)))
     run_dir = Path(run_dir)
     return evaluate_run(run_dir, plan, predictor=predictor, progress=progress, suffix=".before")
+
+
+def apply_evaluator(console, scores: dict[str, dict]):
+    """The `evaluate(plan, run, when)` hook that `apply` runs before and after training:
+    the spec's suites with a progress bar, one summary line per suite, results kept in
+    `scores[when]`. Only process 0 of a multi-process run evaluates."""
+    import os
+
+    from flanctl.evals.tables import ProgressPrinter
+
+    def evaluate(plan: dict[str, Any], run, when: str):
+        if plan["spec"]["distribution"]["processes"]["count"] > 1 and os.environ.get("FLANCTL_PROCESS_ID", "0") != "0":
+            return None
+        label = "before finetuning (step 0)" if when == "before" else "after finetuning"
+        with ProgressPrinter(console) as progress:
+            if when == "before":
+                result = evaluate_initial_model(run.root, plan, progress=progress)
+            else:
+                result = evaluate_run(run.root, plan, progress=progress)
+        if result is not None:
+            scores[when] = result
+            for r in result.get("suites", [result]):
+                console.print(f"[bold]{r['suite']}[/bold] {label}: {r['score']:.1f}")
+        return result
+
+    return evaluate
+
+
+def before_after_lines(scores: dict[str, dict]) -> list[str]:
+    """`held-out <suite>: X before finetuning -> Y after` for every suite scored both times."""
+    if "before" not in scores or "after" not in scores:
+        return []
+    before = {r["suite"]: r["score"] for r in scores["before"].get("suites", [scores["before"]])}
+    return [
+        f"held-out {r['suite']}: {before[r['suite']]:.1f} before finetuning -> {r['score']:.1f} after"
+        for r in scores["after"].get("suites", [scores["after"]])
+        if r["suite"] in before
+    ]

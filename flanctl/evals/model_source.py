@@ -52,17 +52,17 @@ def _family_from_preset(path: Path) -> str:
     return "preset"
 
 
-def _run_tokenizer(plan: dict[str, Any]):
-    """The run's own tokenizer (spec `model.tokenizer`), for presets saved without one."""
+def run_tokenizer(plan: dict[str, Any]):
+    """The run's own tokenizer (spec `model.tokenizer`), for presets saved without one; a
+    missing SentencePiece model is trained as the trainer would (`tokenizer_for_spec`)."""
     spec = plan.get("spec")
     if not spec:
         return None
-    from flanctl.data import get_tokenizer
+    from flanctl.data import tokenizer_for_spec
     from flanctl.spec.models import Spec
 
-    tok_spec = Spec.model_validate(spec).model.tokenizer
     base = Path(plan["spec_path"]).parent if plan.get("spec_path") else Path(".")
-    return get_tokenizer(tok_spec, base)
+    return tokenizer_for_spec(Spec.model_validate(spec), base)
 
 
 def load_predictor(run_dir: Path | None = None, checkpoint: str | None = None, preset: str | None = None,
@@ -98,7 +98,7 @@ def load_predictor(run_dir: Path | None = None, checkpoint: str | None = None, p
         raise FlanctlError(f"model loading is not available ({exc}); score a file with --predictions instead") from exc
     model, tokenizer = load_model(str(source))
     if tokenizer is None and plan:
-        tokenizer = _run_tokenizer(plan)
+        tokenizer = run_tokenizer(plan)
     if family is None:
         family = _family_from_preset(source) if isinstance(source, Path) else "preset"
     return KerasPredictor(model, tokenizer, family, batch_size=batch_size), str(source)

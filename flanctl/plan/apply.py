@@ -95,7 +95,7 @@ def apply_plan(
                 run.update_state(status="running")
             metrics = trainer(plan, run, console)
             final = run.read_state()
-            state = run.update_state(status="trained", step=final.get("step", plan["spec"]["train"]["steps"]), metrics=metrics)
+            run.update_state(status="trained", step=final.get("step", plan["spec"]["train"]["steps"]), metrics=metrics)
             if evaluate is not None:
                 run.update_state(status="evaluating", stage="after")
                 evaluate(plan, run, "after")
