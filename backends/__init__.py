@@ -39,8 +39,12 @@ class Placement:
     scope: Callable[[], Any] = contextlib.nullcontext
     # Blocks until every process reaches the same point (no-op with one process).
     barrier: Callable[[str], None] = lambda name: None
+    # Sum of a number over all processes (identity with one process): the trainer divides
+    # the loss by the target tokens of the whole global step, not of this process's share.
+    sum_over_processes: Callable[[float], float] = lambda value: value
     # Replaces Keras's train_on_batch when the backend must step itself (torch DDP):
-    # fn(model, features, targets, loss_mask) -> loss (float).
+    # fn(model, features, targets, sample_weight) -> loss (float), where the weights are
+    # already normalised by the global step's target tokens (the summed loss is the mean).
     train_step: Callable[..., float] | None = None
     # Backend object kept for later calls (the strategy, the keras distribution, ...).
     handle: Any = None

@@ -75,6 +75,17 @@ def _barrier(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
+def _sum_over_processes(value: float) -> float:
+    import jax
+    import numpy as np
+
+    if jax.process_count() == 1:
+        return value
+    from jax.experimental import multihost_utils
+
+    return float(np.sum(multihost_utils.process_allgather(np.asarray(value, np.float32))))
+
+
 def setup(distribution: dict, family: str) -> Placement:
     """Initialise processes, build the mesh and install the keras distribution."""
     import keras
@@ -99,6 +110,7 @@ def setup(distribution: dict, family: str) -> Placement:
         mesh=(data, model),
         sharded=len(devices) > 1,
         barrier=_barrier,
+        sum_over_processes=_sum_over_processes,
     )
     if len(devices) == 1:
         keras.distribution.set_distribution(None)

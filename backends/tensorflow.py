@@ -37,6 +37,23 @@ def _tpu_strategy():
     return tf.distribute.TPUStrategy(resolver)
 
 
+def _summer(strategy, count: int):
+    """`sum_over_processes` for the placement: identity for one worker, else a collective sum."""
+    if count == 1:
+        return lambda value: value
+
+    def over_workers(value: float) -> float:
+        import tensorflow as tf
+
+        # Every replica contributes value / (replicas on its worker), so the SUM over all
+        # replicas is the sum of one value per worker.
+        local = max(1, len(strategy.extended.worker_devices))
+        per_replica = strategy.run(lambda: tf.constant(float(value) / local, tf.float64))
+        return float(strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None))
+
+    return over_workers
+
+
 def setup(distribution: dict, family: str) -> Placement:
     import tensorflow as tf
 
@@ -76,6 +93,7 @@ def setup(distribution: dict, family: str) -> Placement:
         mesh=(max(data, replicas), 1),
         sharded=False,
         scope=strategy.scope,
+        sum_over_processes=_summer(strategy, count),
         handle=strategy,
     )
 

@@ -1,8 +1,10 @@
 """PyTorch backend: one device, or DDP-style data parallelism over several processes.
 
 Several processes join a `torch.distributed` group (gloo on CPU, nccl on GPU) at the
-spec's coordinator; the train loop then averages gradients across the group after every
-backward pass, which is what DistributedDataParallel does, without wrapping the Keras model.
+spec's coordinator; the train loop then all-reduces gradients across the group after every
+backward pass, as DistributedDataParallel does, without wrapping the Keras model. The
+gradients are summed, not averaged: each rank's loss is already its tokens' share of the
+global step's token mean (the trainer divides by the target tokens of all ranks).
 
 Checkpoint quirk: Keras variables on torch are `torch.nn.Parameter`s; the npz checkpoint
 stores their CPU copies, and every rank holds the same values, so rank 0 writes them.
@@ -70,44 +72,52 @@ def setup(distribution: dict, family: str) -> Placement:
         sharded=False,
         barrier=_barrier,
         train_step=ddp_train_step if count > 1 else None,
+        sum_over_processes=_sum_over_processes,
     )
 
 
-def ddp_train_step(model, features, targets, loss_mask) -> float:
+def ddp_train_step(model, features, targets, sample_weight) -> float:
     """Keras's torch train step with DDP's gradient all-reduce between backward and update.
 
-    Each rank computes the masked loss of its shard, gradients are averaged over ranks, and
-    every rank applies the same update, so the replicas stay identical.
+    Each rank computes the summed, token-normalised loss of its shard (`sample_weight` is
+    `loss_mask / global step tokens`); gradients and losses are summed over ranks, so every
+    rank applies the gradient of the global token mean and the replicas stay identical.
     """
     import keras
     import torch
 
     x = {k: keras.ops.convert_to_tensor(v) for k, v in features.items()}
-    y, w = keras.ops.convert_to_tensor(targets), keras.ops.convert_to_tensor(loss_mask)
+    y, w = keras.ops.convert_to_tensor(targets), keras.ops.convert_to_tensor(sample_weight)
     model.zero_grad()
     logits = model(x, training=True)
     loss = model.compute_loss(x=x, y=y, y_pred=logits, sample_weight=w, training=True)
     loss.backward()
     variables = model.trainable_weights
     grads = [v.value.grad if v.value.grad is not None else torch.zeros_like(v.value) for v in variables]
-    all_reduce_mean(grads)
+    all_reduce_sum(grads)
     with torch.no_grad():
         model.optimizer.apply(grads, variables)
     total = loss.detach().clone()
-    all_reduce_mean([total])
+    all_reduce_sum([total])
     return float(total)
 
 
-def all_reduce_mean(tensors) -> None:
-    """Average tensors in place across the process group (DDP's gradient averaging)."""
+def all_reduce_sum(tensors) -> None:
+    """Sum tensors in place across the process group (no-op without one)."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return
-    world = dist.get_world_size()
     for t in tensors:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        t.div_(world)
+
+
+def _sum_over_processes(value: float) -> float:
+    import torch
+
+    total = torch.tensor([float(value)], dtype=torch.float64)
+    all_reduce_sum([total])
+    return float(total[0])
 
 
 def checkpoint_format(placement: Placement) -> str:

@@ -44,17 +44,24 @@ def test_answers_are_right_on_checkable_tasks():
         words = ex.inputs.split(": ", 1)[1].rstrip(".").split(", ")
         assert ex.answer == " ".join(sorted(words))
     for ex in builtin_tasks.generate("letter_counting", "test", 50, seed=0):
+        if ex.inputs.startswith("Does the word"):  # the Yes/No variant
+            word, letter = ex.inputs.split("'")[1], ex.inputs.split("'")[3]
+            assert ex.answer == ("Yes" if letter in word else "No")
+            continue
         letter, word = ex.inputs.split("'")[1], ex.inputs.split("'")[3]
         assert ex.answer == str(word.count(letter))
+    for ex in builtin_tasks.generate("comparisons", "test", 50, seed=0):
+        a, b = (int(x) for x in ex.inputs.replace("?", "").replace(":", "").split() if x.isdigit())
+        assert ex.answer == (("Yes" if a > b else "No") if ex.inputs.startswith("Is ") else str(max(a, b)))
     for ex in builtin_tasks.generate("modular_arithmetic", "test", 50, seed=0):
         expr, m = ex.inputs.removeprefix("What is ").rstrip("?").split(" mod ")
         assert str(eval(expr, {"__builtins__": {}}) % int(m)) == ex.answer
 
 
 def test_both_answers_of_yes_no_tasks_occur():
-    for task in ("navigation", "anagram_check", "boolean_expressions"):
-        answers = {e.answer for e in builtin_tasks.generate(task, "train", 200, seed=0)}
-        assert len(answers) == 2, (task, answers)
+    for task in ("navigation", "anagram_check", "boolean_expressions", "parity", "comparisons", "letter_counting", "list_operations"):
+        two_way = [e for e in builtin_tasks.generate(task, "train", 200, seed=0) if e.options and len(e.options) == 2]
+        assert len({e.answer for e in two_way if e.options in (["Yes", "No"], ["True", "False"])}) == 2, task
 
 
 def test_unknown_task_and_split_are_one_line_errors():

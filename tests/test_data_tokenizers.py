@@ -31,6 +31,9 @@ def test_sentencepiece_is_trained_from_mixture_text_when_missing(tmp_path):
     assert (tok.pad_id, tok.eos_id, tok.bos_id) == (0, 1, 2)
     ids = tok.encode("Is 4097 even or odd?")
     assert tok.decode(ids) == "Is 4097 even or odd?"
+    # Newlines and repeated spaces survive: templates and eval stop sequences rely on "\n".
+    layout = "Is 12 even?\n\nOPTIONS:\n- even\n-  odd\n"
+    assert tok.decode(tok.encode(layout)) == layout
     again = get_tokenizer(spec, tmp_path)  # reused, not retrained: same fingerprint
     assert again.fingerprint == tok.fingerprint and again.encode("spell") == tok.encode("spell")
 

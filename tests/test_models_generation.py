@@ -135,3 +135,22 @@ def test_zero_new_tokens_and_errors(lm, predictor):
     big = build_model(dict(TINY, vocab_size=300, num_layers=1), "palm")
     with pytest.raises(FlanctlError, match="no tokenizer"):
         KerasPredictor(big, None, "palm")
+
+
+def test_grouped_scoring_equals_one_forward_per_continuation(lm):
+    """Contexts run once per group (prefill + gathered cache rows) score each continuation as
+    the plain forward over context + continuation does: contexts of different lengths (one
+    empty), continuations of 0, 1 and 11 tokens, groups split over batches of 3 continuations."""
+    pred = KerasPredictor(lm, TOK, "palm", batch_size=3)
+    prompts = ["The cat sat on the", "", "Q: 2+2?\nA:", "x"]
+    conts = [[" mat", " hat"], [" hello there", "!"], [" 4", " 5", "", " four or five"], ["y"]]
+    got = pred.loglikelihood(prompts, conts)
+    engine = pred.engine
+    for prompt, options, scores in zip(prompts, conts, got):
+        ctx = [TOK.bos_id] + TOK.encode(prompt)
+        ref = engine.score([(ctx, TOK.encode(c)) for c in options], TOK.bos_id)
+        assert len(scores) == len(options)
+        np.testing.assert_allclose(scores, ref, atol=2e-3)
+    assert got[2][2] == 0.0  # an empty continuation has log-probability 0
+    assert all(s < 0 for row in got for s in row if s != 0.0)
+    assert pred.loglikelihood([], []) == []

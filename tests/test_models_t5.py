@@ -98,3 +98,11 @@ def test_generation_matches_full_forward_argmax_and_batches(t5):
     assert together == [pred.generate([p], 4, stop=[])[0] for p in prompts]
     scores = pred.loglikelihood(prompts, [["a", "bc"], ["4"]])
     assert [len(s) for s in scores] == [2, 1] and all(v < 0 for row in scores for v in row)
+
+
+def test_token_embeddings_start_centred_and_varied(t5):
+    """T5 v1.1 draws embeddings from N(0, 1): a mean of 1 (TruncatedNormal's first argument)
+    would make every token start near the same vector and a random model repeat one token."""
+    emb = keras.ops.convert_to_numpy(t5.backbone.token_embedding.embeddings)
+    assert abs(emb.mean()) < 0.05
+    assert 0.8 < emb.std() < 0.95  # a normal of std 1 truncated at 2 sigma has std 0.88

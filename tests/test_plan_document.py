@@ -96,6 +96,21 @@ def test_stale_when_local_input_changes(tmp_path):
         check_fresh(plan)
 
 
+def test_sentencepiece_model_trained_by_apply_does_not_stale_the_plan(tmp_path):
+    """A missing SentencePiece model is made by apply from the spec: not an input until it exists."""
+    text = TINY.replace("model: {family: palm, size: tiny}", "model: {family: palm, size: tiny, tokenizer: {kind: sentencepiece, path: tok/spm.model}}")
+    plan = plan_for(tmp_path, text)
+    assert "tok/spm.model" not in plan["inputs"]
+    (tmp_path / "tok").mkdir()
+    (tmp_path / "tok" / "spm.model").write_bytes(b"trained by apply")
+    check_fresh(plan)  # what apply made from this very spec is not a change
+    replanned = plan_for(tmp_path, text)
+    assert replanned["inputs"]["tok/spm.model"].startswith("sha256:")
+    (tmp_path / "tok" / "spm.model").write_bytes(b"swapped by hand")
+    with pytest.raises(FlanctlError, match="input tok/spm.model changed"):
+        check_fresh(replanned)
+
+
 def test_tiny_plan_sections(tmp_path):
     plan = plan_for(tmp_path)
     assert plan["model"]["architecture"]["vocab_size"] == 259

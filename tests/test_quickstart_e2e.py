@@ -32,8 +32,10 @@ def flanctl(cwd: Path, *args: str, timeout: int = 600) -> subprocess.CompletedPr
                           capture_output=True, text=True, timeout=timeout)
 
 
-def with_sets(*args: str) -> list[str]:
-    return [*args, *(a for o in OVERRIDES for a in ("--set", o))]
+def with_sets(*args: str, cwd: Path | None = None) -> list[str]:
+    # The SentencePiece model goes to the test's folder, not examples/.flanctl/.
+    extra = [f"model.tokenizer.path={cwd / 'spm.model'}"] if cwd else []
+    return [*args, *(a for o in OVERRIDES + extra for a in ("--set", o))]
 
 
 def test_quickstart_spec_is_small_offline_and_holds_out_eval_tasks():
@@ -41,7 +43,8 @@ def test_quickstart_spec_is_small_offline_and_holds_out_eval_tasks():
     from flanctl.spec.loader import load_spec
 
     spec = load_spec(QUICKSTART).spec
-    assert spec.model.family == "palm" and spec.model.tokenizer.kind == "byte"
+    assert spec.model.family == "palm" and spec.model.tokenizer.kind == "sentencepiece"
+    assert spec.model.architecture.vocab_size == spec.model.tokenizer.vocab_size
     assert spec.model.architecture.num_layers <= 4 and spec.model.architecture.hidden_dim <= 256
     assert [c.name for c in spec.mixture.collections] == ["builtin"]
     coll = spec.mixture.collections[0]
@@ -54,15 +57,16 @@ def test_quickstart_spec_is_small_offline_and_holds_out_eval_tasks():
 
 def test_quickstart_chain_plan_apply_eval_report(tmp_path):
     # plan: the machine-readable plan of the quickstart.
-    proc = flanctl(tmp_path, *with_sets("plan", str(QUICKSTART), "--json"))
+    proc = flanctl(tmp_path, *with_sets("plan", str(QUICKSTART), "--json", cwd=tmp_path))
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout)
     assert plan["model"]["family"] == "palm" and plan["model"]["params"] > 100_000
     assert plan["memory"]["fits"] is True
 
     # apply: data -> train (-> the spec's evals), into ./runs/quickstart/.
-    proc = flanctl(tmp_path, *with_sets("apply", str(QUICKSTART)))
+    proc = flanctl(tmp_path, *with_sets("apply", str(QUICKSTART), cwd=tmp_path))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (tmp_path / "spm.model").is_file()  # trained on the mixture by apply, offline
     run = tmp_path / "runs" / "quickstart"
     # apply scored the step-0 model and the finetuned one, and printed the pair.
     before = json.loads((run / "evals" / "builtin.before.json").read_text())
@@ -78,7 +82,7 @@ def test_quickstart_chain_plan_apply_eval_report(tmp_path):
     train_rows = [r for r in rows if "loss" in r]
     assert train_rows and train_rows[-1]["step"] == STEPS
     assert all(math.isfinite(r["loss"]) and r["tokens_per_s"] > 0 for r in train_rows)
-    # A byte-level model starts near ln(259) = 5.56 and must learn something in a few steps.
+    # A random model starts near ln(1024) = 6.9 and must learn something in a few steps.
     assert train_rows[-1]["loss"] < train_rows[0]["loss"]
     assert any(p.name.startswith("step_") for p in (run / "checkpoints").iterdir())
 

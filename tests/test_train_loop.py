@@ -131,14 +131,14 @@ def test_train_export_and_resume_from_checkpoint(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_grad_accumulation_matches_one_big_batch(tmp_path):
-    """Two micro-batches of 4 give (nearly) the update of one batch of 8: same data, same steps."""
+    """Two micro-batches of 4 give the update of one batch of 8: same data, same steps."""
     _, one = train_in_process(make_plan(tmp_path, name="one", steps=3, ckpt=10))
     t2, two = train_in_process(make_plan(tmp_path, name="two", steps=3, ckpt=10, accum=2))
     assert int(keras.ops.convert_to_numpy(t2.optimizer.iterations)) == 3  # 6 micro-batches, 3 updates
     l1, l2 = losses(RunDir(tmp_path / "runs/one")), losses(RunDir(tmp_path / "runs/two"))
-    # Same batches and start; the micro-batch mean of per-half token means differs from the
-    # global token mean only by how target tokens split between the halves.
-    assert l2 == pytest.approx(l1, rel=0.05)
+    # Same batches and start; the loss is the token mean over the whole batch either way
+    # (float32 sums in another order: measured differences are ~1e-6).
+    assert l2 == pytest.approx(l1, rel=1e-4)
     assert one["tokens"] == two["tokens"]
     with pytest.raises(FlanctlError, match="grad_accum"):
         train_in_process(make_plan(tmp_path, name="bad", steps=1, accum=3))

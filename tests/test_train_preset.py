@@ -25,7 +25,7 @@ mixture:
 train:
   steps: {steps}
   batch_size: 4
-  learning_rate: 0.01
+  learning_rate: 0.1
   checkpoint_every: 4
   log_every: 1
   precision: float32
@@ -57,7 +57,8 @@ def test_apply_finetunes_a_causal_lm_preset_and_exports_a_plain_keras_hub_preset
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     run = tmp_path / "runs" / "gpt2ft"
     losses = [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert len(losses) == 8 and losses[-1] < losses[0]
+    # One example per row (packing is off for presets): measured 5.54 -> 5.02 over the 8 steps.
+    assert len(losses) == 8 and np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.2, losses
     # The export is the keras-hub task itself: plain keras-hub reloads it, with the trained weights.
     exported = keras_hub.models.CausalLM.from_preset(str(run / "export"))
     original = keras_hub.models.CausalLM.from_preset(str(tmp_path / "gpt2"))

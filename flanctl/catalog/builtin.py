@@ -27,24 +27,25 @@ def _t(name: str, description: str, has_options: bool, category: str) -> Builtin
 
 #: Tasks the `builtin` collection trains on.
 BUILTIN_TRAIN: tuple[BuiltinTask, ...] = (
-    _t("multistep_arithmetic", "Evaluate a nested integer expression such as ((3 + 4) * 2 - 5).", False, "arithmetic"),
-    _t("word_sorting", "Sort a list of words alphabetically.", False, "string manipulation"),
-    _t("object_counting", "Count the objects of a kind in a sentence listing possessions.", False, "counting"),
+    _t("multistep_arithmetic", "Evaluate a nested integer expression such as ((3 + 4) * 2 - 5).", True, "arithmetic"),
+    _t("word_sorting", "Sort a list of words alphabetically.", True, "string manipulation"),
+    _t("object_counting", "Count the objects of a kind in a sentence listing possessions.", True, "counting"),
     _t("boolean_expressions", "Evaluate a boolean expression of True/False with not/and/or.", True, "logic"),
-    _t("date_arithmetic", "Give the date N days before or after a given date (YYYY-MM-DD).", False, "arithmetic"),
+    _t("date_arithmetic", "Give the date N days before or after a given date (YYYY-MM-DD).", True, "arithmetic"),
     _t("bracket_completion", "Close the open brackets of a sequence of ()[]{}<> in order.", False, "string manipulation"),
     _t("swap_tracking", "Track who holds which item after a sequence of pairwise swaps.", True, "tracking"),
     _t("navigation", "Decide whether a sequence of steps and turns returns to the start.", True, "tracking"),
-    _t("unit_conversion", "Convert a quantity between metric units (e.g. km to m, g to kg).", False, "arithmetic"),
-    _t("list_operations", "Apply an operation (max, min, sum, reverse, first, last) to a list of integers.", False, "lists"),
+    _t("unit_conversion", "Convert a quantity between metric units (e.g. km to m, g to kg).", True, "arithmetic"),
+    _t("list_operations", "Apply an operation (max, min, sum, reverse, first, last) to a list of integers.", True, "lists"),
     _t("comparisons", "Say which of two numbers is larger.", True, "comparison"),
-    _t("string_edits", "Apply an edit (reverse, uppercase, drop vowels) to a word.", False, "string manipulation"),
+    _t("string_edits", "Apply an edit (reverse, uppercase, drop vowels) to a word.", True, "string manipulation"),
     _t("logic_puzzles", "Order people from clues like 'A is taller than B'.", True, "logic"),
-    _t("base_conversion", "Convert an integer between bases 2, 8, 10 and 16.", False, "arithmetic"),
-    _t("sequence_continuation", "Give the next term of an arithmetic or geometric sequence.", False, "lists"),
+    _t("base_conversion", "Convert an integer between bases 2, 8, 10 and 16.", True, "arithmetic"),
+    _t("sequence_continuation", "Give the next term of an arithmetic or geometric sequence.", True, "lists"),
     _t("spelling", "Spell a word letter by letter, separated by spaces.", False, "string manipulation"),
     _t("parity", "Say whether an integer is even or odd.", True, "comparison"),
-    _t("letter_counting", "Count how often a letter occurs in a word.", False, "counting"),
+    _t("letter_counting", "Count how often a letter occurs in a word.", True, "counting"),
+    _t("category_pick", "Pick the one option of a category (fruit, animal, colour, name) among distractors.", True, "classification"),
 )
 
 #: Tasks never trained on; the `builtin` eval suite scores them (exact match or option accuracy).

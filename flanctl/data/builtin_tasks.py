@@ -58,6 +58,19 @@ def _plural(word: str, n: int) -> str:
     return word + "s"
 
 
+def _choices(rng: random.Random, answer: str, distractors, k: int = 4) -> list[str]:
+    """`answer` plus up to `k - 1` distinct distractors, shuffled: the answer must be read off the list."""
+    pool = [d for d in dict.fromkeys(str(d) for d in distractors) if d != answer]
+    picked = rng.sample(pool, min(k - 1, len(pool))) + [answer]
+    rng.shuffle(picked)
+    return picked
+
+
+def _near(n: int, spread: int = 5) -> list[int]:
+    """Numbers close to `n` (plausible wrong answers for arithmetic)."""
+    return [n + d for d in range(-spread, spread + 1) if d]
+
+
 # --------------------------------------------------------------------------- train tasks
 
 
@@ -70,7 +83,7 @@ def _multistep_arithmetic(rng: random.Random) -> Item:
     result = value + d if op3 == "+" else value - d
     expr = f"(({a} {op1} {b}) {op2} {c}) {op3} {d}"
     rationale = f"{a} {op1} {b} = {inner}. {inner} {op2} {c} = {value}. {value} {op3} {d} = {result}."
-    return f"Compute {expr}.", str(result), rationale, None
+    return f"Compute {expr}.", str(result), rationale, _choices(rng, str(result), _near(result) + [inner, value])
 
 
 def _word_sorting(rng: random.Random) -> Item:
@@ -80,7 +93,7 @@ def _word_sorting(rng: random.Random) -> Item:
         "Sort these words alphabetically: " + ", ".join(words) + ".",
         " ".join(ordered),
         "Comparing first letters, then later letters, the order is " + ", ".join(ordered) + ".",
-        None,
+        _choices(rng, " ".join(ordered), [" ".join(words), " ".join(reversed(ordered)), " ".join(ordered[1:] + ordered[:1])]),
     )
 
 
@@ -95,7 +108,8 @@ def _object_counting(rng: random.Random) -> Item:
     listing = ", ".join(parts[:-1]) + " and " + parts[-1]
     total = sum(counts)
     rationale = " + ".join(str(n) for n in counts) + f" = {total} {kind}; the {distractor} is not one of them."
-    return f"I have {listing}. How many {kind} do I have?", str(total), rationale, None
+    options = _choices(rng, str(total), [total + 1, total + 2, max(total - 1, 0), len(chosen), total + len(chosen)])
+    return f"I have {listing}. How many {kind} do I have?", str(total), rationale, options
 
 
 def _bool_expr(rng: random.Random, depth: int) -> tuple[str, bool]:
@@ -127,7 +141,7 @@ def _date_arithmetic(rng: random.Random) -> Item:
         f"What is the date {days} days {word} {start.isoformat()}? Answer as YYYY-MM-DD.",
         end.isoformat(),
         f"Counting {days} days {word} {start.isoformat()} gives {end.isoformat()}.",
-        None,
+        _choices(rng, end.isoformat(), [(end + _dt.timedelta(days=d)).isoformat() for d in (-2, -1, 1, 2)] + [(start - (end - start)).isoformat()]),
     )
 
 
@@ -209,9 +223,13 @@ def _unit_conversion(rng: random.Random) -> Item:
     big, small, factor = rng.choice(_UNITS)
     if rng.random() < 0.5:
         n = rng.randint(1, 20)
-        return f"Convert {n} {big} to {small}.", str(n * factor), f"1 {big} = {factor} {small}, so {n} {big} = {n * factor} {small}.", None
+        a = n * factor
+        opts = _choices(rng, str(a), [n, a * 10, a // 10 if factor > 10 else a + factor, a + factor])
+        return f"Convert {n} {big} to {small}.", str(a), f"1 {big} = {factor} {small}, so {n} {big} = {a} {small}.", opts
     n = rng.randint(1, 20) * factor
-    return f"Convert {n} {small} to {big}.", str(n // factor), f"{factor} {small} = 1 {big}, so {n} {small} = {n // factor} {big}.", None
+    a = n // factor
+    opts = _choices(rng, str(a), [n, a * 10, a + 1, max(a - 1, 0) or a + 2])
+    return f"Convert {n} {small} to {big}.", str(a), f"{factor} {small} = 1 {big}, so {n} {small} = {a} {big}.", opts
 
 
 def _list_operations(rng: random.Random) -> Item:
@@ -230,7 +248,17 @@ def _list_operations(rng: random.Random) -> Item:
         q, a = f"What is the first element of {shown}?", str(xs[0])
     else:
         q, a = f"What is the last element of {shown}?", str(xs[-1])
-    return q, a, f"Applying {op} to {shown} gives {a}.", None
+    if rng.random() < 0.3:  # membership, answered Yes/No
+        probe = rng.choice(xs) if rng.random() < 0.5 else rng.randint(0, 50)
+        yes = probe in xs
+        return f"Is {probe} in the list {shown}?", "Yes" if yes else "No", f"The list {shown} {'contains' if yes else 'does not contain'} {probe}.", ["Yes", "No"]
+    if op == "reverse":
+        opts = _choices(rng, a, [" ".join(map(str, xs)), " ".join(map(str, sorted(xs))), " ".join(map(str, xs[1:] + xs[:1]))])
+    elif op == "sum":
+        opts = _choices(rng, a, _near(int(a), 3) + [max(xs)])
+    else:  # the answer is one of the list's elements: options are the list itself
+        opts = _choices(rng, a, xs)
+    return q, a, f"Applying {op} to {shown} gives {a}.", opts
 
 
 def _comparisons(rng: random.Random) -> Item:
@@ -239,6 +267,9 @@ def _comparisons(rng: random.Random) -> Item:
     while b == a:
         b = rng.randint(10, 999) if rng.random() < 0.5 else int("".join(rng.sample(str(a), len(str(a)))) or a)
     big = max(a, b)
+    if rng.random() < 0.5:
+        yes = a > b
+        return f"Is {a} larger than {b}?", "Yes" if yes else "No", f"{big} is greater than {min(a, b)}.", ["Yes", "No"]
     return f"Which number is larger: {a} or {b}?", str(big), f"{big} is greater than {min(a, b)}.", [str(a), str(b)]
 
 
@@ -251,7 +282,8 @@ def _string_edits(rng: random.Random) -> Item:
         a = w.upper()
     else:
         a = "".join(c for c in w if c not in "aeiou")
-    return f"{op.capitalize()} the word '{w}'.", a, f"The letters of {w} are {' '.join(w)}; the result is {a}.", None
+    edits = [w[::-1], w.upper(), "".join(c for c in w if c not in "aeiou"), w]
+    return f"{op.capitalize()} the word '{w}'.", a, f"The letters of {w} are {' '.join(w)}; the result is {a}.", _choices(rng, a, edits)
 
 
 def _logic_puzzles(rng: random.Random) -> Item:
@@ -290,7 +322,7 @@ def _base_conversion(rng: random.Random) -> Item:
         f"Convert the {_BASE_NAMES[src]} number {shown} to {_BASE_NAMES[dst]}.",
         ans,
         f"{shown} in {_BASE_NAMES[src]} is {n} in decimal, which is {ans} in {_BASE_NAMES[dst]}.",
-        None,
+        _choices(rng, ans, [_to_base(n, b) for b in (2, 8, 10, 16)] + [_to_base(n + 1, dst), shown]),
     )
 
 
@@ -304,7 +336,8 @@ def _sequence_continuation(rng: random.Random) -> Item:
         seq = [start * ratio**i for i in range(5)]
         rule = f"multiply by {ratio}"
     shown = ", ".join(map(str, seq[:4]))
-    return f"What comes next: {shown}, ?", str(seq[4]), f"Each term is the previous one; {rule}: {seq[3]} -> {seq[4]}.", None
+    opts = _choices(rng, str(seq[4]), [seq[3], seq[4] + 1, seq[4] - 1, 2 * seq[3] - seq[2] if rule.startswith("m") else seq[3] * 2])
+    return f"What comes next: {shown}, ?", str(seq[4]), f"Each term is the previous one; {rule}: {seq[3]} -> {seq[4]}.", opts
 
 
 def _spelling(rng: random.Random) -> Item:
@@ -315,6 +348,9 @@ def _spelling(rng: random.Random) -> Item:
 def _parity(rng: random.Random) -> Item:
     n = rng.randint(0, 9999)
     a = "even" if n % 2 == 0 else "odd"
+    if rng.random() < 0.5:
+        ask = rng.choice(("even", "odd"))
+        return f"Is {n} an {ask} number?", "Yes" if a == ask else "No", f"The last digit of {n} is {n % 10}, which is {a}.", ["Yes", "No"]
     return f"Is {n} even or odd?", a, f"The last digit of {n} is {n % 10}, which is {a}.", ["even", "odd"]
 
 
@@ -322,11 +358,36 @@ def _letter_counting(rng: random.Random) -> Item:
     w = rng.choice(WORDS)
     letter = rng.choice(w) if rng.random() < 0.85 else rng.choice("abcdefghijklmnopqrstuvwxyz")
     k = w.count(letter)
+    if rng.random() < 0.4:
+        return (
+            f"Does the word '{w}' contain the letter '{letter}'?",
+            "Yes" if k else "No",
+            f"Spelled out, {w} is {' '.join(w)}; '{letter}' appears {k} times.",
+            ["Yes", "No"],
+        )
     return (
         f"How many times does the letter '{letter}' appear in '{w}'?",
         str(k),
         f"Spelled out, {w} is {' '.join(w)}; '{letter}' appears {k} times.",
-        None,
+        _choices(rng, str(k), range(5)),
+    )
+
+
+_COLORS = ("red", "blue", "green", "yellow", "white", "black", "purple", "brown")
+_CATEGORIES = (("a fruit", FRUITS), ("an animal", ANIMALS), ("a colour", _COLORS), ("a name", NAMES))
+
+
+def _category_pick(rng: random.Random) -> Item:
+    """Pick the one option of a category among distractors: the answer is read off the options."""
+    (label, pool), *others = rng.sample(_CATEGORIES, len(_CATEGORIES))
+    answer = rng.choice(pool)
+    distractors = [w for _, other in others for w in other if w not in pool]
+    options = _choices(rng, answer, distractors)
+    return (
+        f"Which of these is {label}: {', '.join(options)}?",
+        answer,
+        f"{answer.capitalize()} is {label}; the others are not.",
+        options,
     )
 
 
@@ -423,6 +484,7 @@ GENERATORS: dict[str, Callable[[random.Random], Item]] = {
     "spelling": _spelling,
     "parity": _parity,
     "letter_counting": _letter_counting,
+    "category_pick": _category_pick,
     "word_unscrambling": _word_unscrambling,
     "modular_arithmetic": _modular_arithmetic,
     "temporal_sequences": _temporal_sequences,
@@ -430,7 +492,7 @@ GENERATORS: dict[str, Callable[[random.Random], Item]] = {
 }
 
 #: Bump when a generator changes, so cached tokenized data is rebuilt.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 
 def split_of(inputs: str) -> str:

@@ -62,18 +62,19 @@ def realize_mixture(spec, base_dir) -> dict | None:
     return {"tasks": tasks, "collections": collections, "notes": mixture.notes, "temperature": spec.mixture.temperature}
 
 
-def _measure_packing(tokenized, rates, spec, tokenizer, rows: int) -> tuple[float, float]:
+def _measure_packing(tokenized, rates, spec, tokenizer, rows: int, base_dir=None) -> tuple[float, float]:
     """(non-pad fraction, examples per sequence) over the first `rows` rows of the stream."""
     from flanctl.data.stream import build_stream_from_tokenized, is_encoder_decoder
 
-    stream = build_stream_from_tokenized(tokenized, rates, spec, tokenizer)
-    key = "encoder_segment_ids" if is_encoder_decoder(spec) else "segment_ids"
+    stream = build_stream_from_tokenized(tokenized, rates, spec, tokenizer, base_dir=base_dir)
+    enc_dec = is_encoder_decoder(spec, base_dir)
+    key = "encoder_segment_ids" if enc_dec else "segment_ids"
     nonpad = total = examples = seen = 0
     while seen < rows:
         b = next(stream)
         seg = b[key]
         nonpad += int((seg > 0).sum())
-        if is_encoder_decoder(spec):
+        if enc_dec:
             dseg = b["decoder_segment_ids"]
             nonpad += int((dseg > 0).sum())
             total += dseg.size
@@ -86,6 +87,7 @@ def _measure_packing(tokenized, rates, spec, tokenizer, rows: int) -> tuple[floa
 def data_stats(spec, base_dir, tokenizer=None, sample_rows: int = 256) -> dict:
     """Per-task count, rate, epochs, tokens and truncation; overall packing efficiency (0..1)."""
     from flanctl.data.mixture import realize
+    from flanctl.data.stream import packs
     from flanctl.data.tokenized import tokenize_tasks
 
     base_dir = Path(base_dir)
@@ -94,7 +96,7 @@ def data_stats(spec, base_dir, tokenizer=None, sample_rows: int = 256) -> dict:
     tokenized = tokenize_tasks(mixture, tokenizer, spec.mixture, base_dir)
     rates = [t.rate for t in mixture.tasks]
     rows = max(spec.train.batch_size, min(sample_rows, spec.train.steps * spec.train.batch_size))
-    efficiency, per_seq = _measure_packing(tokenized, rates, spec, tokenizer, rows)
+    efficiency, per_seq = _measure_packing(tokenized, rates, spec, tokenizer, rows, base_dir)
     steps, batch = spec.train.steps, spec.train.batch_size
     seen = steps * batch * per_seq
     tasks = []
@@ -114,7 +116,7 @@ def data_stats(spec, base_dir, tokenizer=None, sample_rows: int = 256) -> dict:
         "steps": steps,
         "batch_size": batch,
         "sequence_length": spec.mixture.inputs_length + spec.mixture.targets_length,
-        "packing": spec.mixture.packing,
+        "packing": packs(spec),
         "examples_per_sequence": round(per_seq, 4),
         "examples_seen": round(seen, 1),
         "packing_efficiency": round(efficiency, 6),

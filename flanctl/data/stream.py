@@ -25,12 +25,25 @@ from flanctl.errors import FlanctlError
 STATE_VERSION = 1
 
 
-def is_encoder_decoder(spec) -> bool:
-    """T5 is encoder-decoder; palm families and causal-LM presets are decoder-only."""
+def is_encoder_decoder(spec, base_dir=None) -> bool:
+    """T5 and Seq2SeqLM presets are encoder-decoder; palm families and CausalLM presets are
+    decoder-only. A preset's kind is read from its folder (relative to `base_dir`, the spec's
+    folder), or guessed from a hub handle's name (see `flanctl.models.preset_info`)."""
     if spec.model.family == "t5":
         return True
-    preset = (spec.model.preset or "").lower()
-    return spec.model.family == "preset" and any(k in preset for k in ("t5", "bart"))
+    if spec.model.family != "preset":
+        return False
+    from flanctl.models.preset_info import preset_is_encoder_decoder
+
+    return preset_is_encoder_decoder(spec.model.preset or spec.model.checkpoint, base_dir)
+
+
+def packs(spec) -> bool:
+    """Whether the stream packs several examples per row: `mixture.packing`, unless the model
+    cannot keep packed examples apart (keras-hub presets take only a padding mask)."""
+    from flanctl.models.packing import supports_packing
+
+    return bool(spec.mixture.packing) and supports_packing(spec.model.family)
 
 
 class BlockSelectionMap:
@@ -286,7 +299,7 @@ def build_example_dataset(tokenized, rates, seed: int, process_index: int, proce
     return mixed[process_index::process_count]
 
 
-def build_stream_from_tokenized(tokenized, rates, spec, tokenizer, process_index=0, process_count=1, fingerprint="") -> TrainStream:
+def build_stream_from_tokenized(tokenized, rates, spec, tokenizer, process_index=0, process_count=1, fingerprint="", base_dir=None) -> TrainStream:
     import grain.python as gp
     from grain.experimental import FirstFitPackIterDataset
 
@@ -297,21 +310,22 @@ def build_stream_from_tokenized(tokenized, rates, spec, tokenizer, process_index
     if batch % process_count:
         raise FlanctlError(f"train.batch_size {batch} does not divide over {process_count} processes; make it a multiple")
     per_process = batch // process_count
-    enc_dec = is_encoder_decoder(spec)
+    enc_dec = is_encoder_decoder(spec, base_dir)
+    packing = packs(spec)
     if tokenizer.eos_id is None:
         raise FlanctlError("the tokenizer has no end-of-sequence id; flanctl needs one to end targets")
     features = EncoderDecoderFeatures(tokenizer.eos_id) if enc_dec else DecoderFeatures(tokenizer.bos_id, tokenizer.eos_id)
     ds = build_example_dataset(tokenized, rates, mix.seed, process_index, process_count).map(features)
     it_ds = ds.to_iter_dataset(gp.ReadOptions(num_threads=0, prefetch_buffer_size=0))
     lengths = _length_struct(enc_dec, mix)
-    if mix.packing:
+    if packing:
         it_ds = FirstFitPackIterDataset(it_ds, length_struct=lengths, num_packing_bins=packing_bins(per_process),
                                         seed=mix.seed, shuffle_bins=True)
     else:
         it_ds = it_ds.map(_PadOne(lengths))
     it_ds = it_ds.batch(per_process, drop_remainder=True).map(BatchUnpacker(enc_dec, tokenizer.eos_id, tokenizer.pad_id))
     it = iter(it_ds)
-    return TrainStream(it, f"{fingerprint}:{process_index}/{process_count}:{batch}:{int(mix.packing)}:{int(enc_dec)}",
+    return TrainStream(it, f"{fingerprint}:{process_index}/{process_count}:{batch}:{int(packing)}:{int(enc_dec)}",
                        [tt.name for tt in tokenized], per_process)
 
 
@@ -327,4 +341,4 @@ def build_train_stream(spec, base_dir, tokenizer, process_index: int = 0, proces
     fp = hashlib.sha256("|".join(f"{t.name}:{t.rate:.12g}:{len(tt)}:{tt.tokens}" for t, tt in zip(mixture.tasks, tokenized)).encode())
     fp.update(f"{tokenizer.fingerprint}:{spec.mixture.seed}:{spec.mixture.inputs_length}:{spec.mixture.targets_length}".encode())
     return build_stream_from_tokenized(tokenized, [t.rate for t in mixture.tasks], spec, tokenizer,
-                                       process_index, process_count, fingerprint=fp.hexdigest()[:16])
+                                       process_index, process_count, fingerprint=fp.hexdigest()[:16], base_dir=base_dir)

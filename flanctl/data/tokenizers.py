@@ -161,6 +161,11 @@ def _train(spm, texts: list[str], prefix: Path, vocab_size: int) -> None:
         hard_vocab_limit=False,  # small corpora cannot always fill the requested vocabulary
         character_coverage=1.0,
         byte_fallback=True,
+        # Keep text exactly: the default normalisation folds newlines into spaces, and the
+        # templates, few-shot delimiters and eval stop sequences all rely on "\n".
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        user_defined_symbols=["\n"],
         minloglevel=2,
     )
 

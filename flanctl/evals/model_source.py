@@ -35,21 +35,18 @@ def _plan_of(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
-def _family_from_preset(path: Path) -> str:
-    """The family recorded by `save_preset` (flanctl.json), else guessed from config.json."""
-    try:
-        return json.loads((path / "flanctl.json").read_text(encoding="utf-8"))["family"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError):
-        pass
-    try:
-        text = (path / "config.json").read_text(encoding="utf-8")
-    except OSError:
-        return "preset"
-    if "T5" in text:
-        return "t5"
-    if "PaLM" in text or "Palm" in text:
-        return "palm"
-    return "preset"
+def _family_of(source, model) -> str:
+    """The family recorded by `save_preset` (flanctl.json), else the loaded model's own class:
+    flanctl's PaLM / packed T5 models, or 'preset' for any other keras-hub task (a keras-hub
+    T5 preset is a 'preset': its config names T5 but it is keras-hub's `T5Seq2SeqLM`)."""
+    if isinstance(source, Path):
+        try:
+            return json.loads((source / "flanctl.json").read_text(encoding="utf-8"))["family"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError):
+            pass
+    from flanctl.models import model_family
+
+    return model_family(model)
 
 
 def run_tokenizer(plan: dict[str, Any]):
@@ -100,7 +97,7 @@ def load_predictor(run_dir: Path | None = None, checkpoint: str | None = None, p
     if tokenizer is None and plan:
         tokenizer = run_tokenizer(plan)
     if family is None:
-        family = _family_from_preset(source) if isinstance(source, Path) else "preset"
+        family = _family_of(source, model)
     return KerasPredictor(model, tokenizer, family, batch_size=batch_size), str(source)
 
 

@@ -1,10 +1,13 @@
-"""Training any keras-hub CausalLM preset on flanctl's decoder-only batches.
+"""Training keras-hub CausalLM and Seq2SeqLM presets on flanctl's batches.
 
-keras-hub causal LMs take `{"token_ids", "padding_mask"}`; the data room's batches carry
-`token_ids`, `segment_ids` and `positions`. Packing is off for presets (they have no segment
-masks, see `flanctl.models.packing`), so every row holds one example from position 0 and the
-padding mask is simply `segment_ids > 0`. The adapter owns the keras-hub task as a sub-model,
-so its weights are the task's weights and the exported preset is the plain keras-hub one.
+keras-hub causal LMs take `{"token_ids", "padding_mask"}`; the data room's decoder-only
+batches carry `token_ids`, `segment_ids` and `positions`. keras-hub seq2seq LMs take
+`{"encoder_token_ids", "encoder_padding_mask", "decoder_token_ids", "decoder_padding_mask"}`;
+the encoder-decoder batches carry `encoder_*`/`decoder_*` token ids, segment ids and
+positions. Packing is off for presets (they have no segment masks, see
+`flanctl.models.packing`), so every row holds one example from position 0 and each padding
+mask is simply `segment_ids > 0`. An adapter owns the keras-hub task as a sub-model, so its
+weights are the task's weights and the exported preset is the plain keras-hub one.
 """
 
 from __future__ import annotations
@@ -45,15 +48,62 @@ class PresetCausalLMAdapter(keras.Model):
         return cls(**config)
 
 
+@keras.saving.register_keras_serializable(package="flanctl")
+class PresetSeq2SeqLMAdapter(PresetCausalLMAdapter):
+    """`adapter(batch) -> decoder logits [B, Ld, vocab]` for a keras-hub `Seq2SeqLM` (T5, BART).
+
+    The decoder inputs are the data room's (targets shifted right, starting from the
+    tokenizer's pad id, as keras-hub's T5 preprocessor does); the loss is on `targets`.
+
+    Example:
+    >>> task = keras_hub.models.Seq2SeqLM.from_preset("./my_t5")  # doctest: +SKIP
+    >>> logits = PresetSeq2SeqLMAdapter(task)(encoder_decoder_batch)  # doctest: +SKIP
+    """
+
+    INPUTS = ("encoder_token_ids", "encoder_padding_mask", "decoder_token_ids", "decoder_padding_mask")
+
+    def __init__(self, task, **kwargs):
+        names = set(task.input) if isinstance(task.input, dict) else set()
+        if names != set(self.INPUTS):
+            from flanctl.errors import FlanctlError
+
+            raise FlanctlError(
+                f"training a {type(task).__name__} preset needs a keras-hub Seq2SeqLM whose inputs are "
+                f"{', '.join(self.INPUTS)} (this one takes {', '.join(sorted(names)) or 'no named inputs'}); "
+                "use a T5 or BART preset, or family t5"
+            )
+        super().__init__(task, **kwargs)
+
+    def call(self, inputs, training=False):
+        features = {
+            "encoder_token_ids": inputs["encoder_token_ids"],
+            "encoder_padding_mask": ops.cast(ops.greater(inputs["encoder_segment_ids"], 0), "int32"),
+            "decoder_token_ids": inputs["decoder_token_ids"],
+            "decoder_padding_mask": ops.cast(ops.greater(inputs["decoder_segment_ids"], 0), "int32"),
+        }
+        return self.task(features, training=training)
+
+
 def trainable_preset(task):
-    """The model the trainer fits: CausalLM presets get the adapter; others are refused."""
+    """The model the trainer fits for `model.family: preset`.
+
+    Seq2SeqLM presets get `PresetSeq2SeqLMAdapter`, CausalLM presets `PresetCausalLMAdapter`;
+    flanctl's own palm/t5 exports already take flanctl's batches and are returned as they are.
+    """
     import keras_hub
 
     from flanctl.errors import FlanctlError
+    from flanctl.models.palm import PaLMCausalLM
+    from flanctl.models.t5 import T5PackedSeq2SeqLM
 
+    if isinstance(task, (PaLMCausalLM, T5PackedSeq2SeqLM)):
+        return task
+    # Seq2SeqLM subclasses CausalLM in keras-hub, so it is asked first.
+    if isinstance(task, keras_hub.models.Seq2SeqLM):
+        return PresetSeq2SeqLMAdapter(task)
     if isinstance(task, keras_hub.models.CausalLM):
         return PresetCausalLMAdapter(task)
     raise FlanctlError(
-        f"training a {type(task).__name__} preset is not supported yet (keras-hub Seq2SeqLM presets take "
-        "their own encoder/decoder inputs); use a CausalLM preset, or family t5 for encoder-decoders"
+        f"training a {type(task).__name__} preset is not supported (flanctl trains keras-hub CausalLM and "
+        "Seq2SeqLM presets); use a CausalLM or Seq2SeqLM preset"
     )

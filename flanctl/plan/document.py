@@ -18,7 +18,7 @@ from flanctl.errors import FlanctlError
 from flanctl.plan.compute import compute_section
 from flanctl.plan.diff import run_diff
 from flanctl.plan.evals import eval_section
-from flanctl.plan.inputs import local_inputs
+from flanctl.plan.inputs import local_inputs, trained_inputs
 from flanctl.plan.memory import memory_section
 from flanctl.plan.mixture import mixture_section
 from flanctl.plan.presets import preset_architecture
@@ -186,6 +186,9 @@ def check_fresh(plan: dict[str, Any], loader: Any = None) -> None:
         raise FlanctlError(f"stale plan: {spec_path} or a file it extends changed since it was planned; {again}")
     now = local_inputs(loaded.spec, spec_path.parent)
     before = plan.get("inputs", {})
+    made_by_apply = trained_inputs(loaded.spec)
     for name in sorted(set(now) | set(before)):
+        if name in made_by_apply and name not in before:
+            continue  # e.g. the SentencePiece model a previous apply trained from this very spec
         if now.get(name) != before.get(name):
             raise FlanctlError(f"stale plan: input {name} changed since it was planned; {again}")

@@ -46,8 +46,9 @@ def local_inputs(spec: Any, base_dir: Path) -> dict[str, str | None]:
     """{path as written in the spec: fingerprint} for every local file or folder the spec reads."""
     paths: list[str] = []
     model = spec.model
+    trained = trained_inputs(spec)
     for p in (model.checkpoint, model.tokenizer.path, model.preset):
-        if p:
+        if p and not (p in trained and not _resolve(base_dir, p).exists()):
             paths.append(p)
     for coll in spec.mixture.collections:
         if coll.source is not None and coll.source.kind == "local":
@@ -65,6 +66,18 @@ def local_inputs(spec: Any, base_dir: Path) -> dict[str, str | None]:
         if resolved.exists() or p.startswith((".", "/")) or os.sep in p and not _looks_like_hub_id(p):
             out[p] = fingerprint(resolved)
     return out
+
+
+def trained_inputs(spec: Any) -> set[str]:
+    """Inputs that `apply` itself makes when missing: a SentencePiece model trained on the
+    mixture (a function of the spec, which the spec hash already covers). Absent at planning
+    time they are not inputs yet; once made they are, so a later change is still caught."""
+    tok = spec.model.tokenizer
+    return {tok.path} if tok.kind == "sentencepiece" and tok.path else set()
+
+
+def _resolve(base_dir: Path, p: str) -> Path:
+    return (base_dir / p) if not Path(p).is_absolute() else Path(p)
 
 
 def _looks_like_hub_id(p: str) -> bool:

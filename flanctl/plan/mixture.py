@@ -106,13 +106,24 @@ def mixture_section(spec: Any, notes: list[str]) -> dict[str, Any]:
         "expected": expected,
         "inputs_length": mix.inputs_length,
         "targets_length": mix.targets_length,
-        "packing": mix.packing,
+        "packing": _packing(spec, notes),
         "temperature": mix.temperature,
         "seed": mix.seed,
         "few_shot": {"min_shots": mix.few_shot.min_shots, "max_shots": mix.few_shot.max_shots},
         # Filled in by the data room once the sources are local (realized task/example counts).
         "realized": None,
     }
+
+
+def _packing(spec: Any, notes: list[str]) -> bool:
+    """`mixture.packing` as the data stream applies it (off for models without segment masks)."""
+    from flanctl.models.packing import packing_note, supports_packing  # no ML imports
+
+    family = spec.model.family
+    if spec.mixture.packing and not supports_packing(family):
+        notes.append(f"mixture.packing: off for model.family {family}: {packing_note(family)}")
+        return False
+    return bool(spec.mixture.packing)
 
 
 def _sum(values: Any) -> int | None:

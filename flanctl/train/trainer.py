@@ -3,8 +3,11 @@
 Import this only after `KERAS_BACKEND` is set (`flanctl.train.run_training` does that).
 Each optimizer step takes one batch from the stream and feeds it to Keras's compiled train
 step (`train_on_batch`) in `grad_accum` micro-batches; the optimizer accumulates their
-gradients and applies them once. The loss is cross-entropy summed over target tokens
-(`loss_mask` as sample weights) divided by their count (`mean_with_sample_weight`).
+gradients and applies their mean once. The loss of a step is cross-entropy summed over the
+step's target tokens divided by their count, however the tokens fall into micro-batches:
+each micro-batch's loss is a plain sum (`token_sum_loss`) with sample weights
+`loss_mask * grad_accum / total_target_tokens` (`step_weights`), so the optimizer's mean of
+the micro-batch gradients is exactly the gradient of the whole batch at once.
 """
 
 from __future__ import annotations
@@ -31,6 +34,27 @@ LABEL_KEYS = ("targets", "loss_mask")
 def masked_loss() -> keras.losses.Loss:
     """Token cross-entropy averaged over tokens whose sample weight (loss_mask) is 1."""
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+
+
+def token_sum_loss() -> keras.losses.Loss:
+    """Token cross-entropy times sample weight, summed (the trainer's loss; see `step_weights`).
+
+    A sum needs no per-replica rescaling: Keras divides only mean reductions by the number of
+    tf.distribute replicas, and the replicas' gradients are summed.
+    """
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
+
+
+def step_weights(loss_mask: np.ndarray, accum: int, step_tokens: float) -> np.ndarray:
+    """Sample weights of one micro-batch: `loss_mask * accum / step_tokens`.
+
+    `step_tokens` is the number of target tokens in the whole optimizer step (every
+    micro-batch, every process). With `token_sum_loss` each micro-batch's loss is its share
+    of the step's token mean times `accum`; the optimizer averages the `accum` micro-batch
+    gradients, so the update uses the gradient of (sum of masked token losses) / step_tokens,
+    as if the whole batch had been one. A step without target tokens has loss 0.
+    """
+    return (np.asarray(loss_mask, np.float32) * np.float32(accum / max(float(step_tokens), 1.0))).astype(np.float32)
 
 
 def split_batch(batch: dict) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -116,19 +140,30 @@ class Trainer:
         with self.placement.scope():
             self.model = self.model_factory(self.plan)
             self.optimizer = build_optimizer(self.cfg)
-            self.model.compile(optimizer=self.optimizer, loss=masked_loss(), weighted_metrics=[])
+            self.model.compile(optimizer=self.optimizer, loss=token_sum_loss(), weighted_metrics=[])
             # Optimizer slots must exist before a checkpoint can be restored into them.
             self.model.optimizer.build(self.model.trainable_variables)
         self.optimizer = self.model.optimizer  # compile may wrap it (loss scaling under mixed_float16)
         self.stream = self.stream_factory(self.plan, self.placement)
         self.params = int(self.model.count_params())
         if self.cfg.get("remat"):
-            # keras.RematScope fails on the PaLM blocks under jax (their Python branches on
-            # `training`); until the blocks are remat-safe the run keeps all activations.
-            self._say("note: train.remat is not applied yet; activations are kept (the plan's memory figure assumed remat)")
+            self._apply_remat()
         self.peak = peak_flops(self.plan)
 
     # ------------------------------------------------------------------ pieces
+    def _apply_remat(self) -> None:
+        """Recompute each transformer block's activations in the backward pass (train.remat)."""
+        from flanctl.models.remat import enable_remat, remat_support
+
+        refused = remat_support(keras.backend.backend())
+        if refused:
+            self._say(f"note: {refused}")
+        elif enable_remat(self.model) == 0:
+            self._say(
+                "note: train.remat is not applied: this model has no palm/t5 transformer blocks "
+                "(keras-hub presets other than T5 keep their activations)"
+            )
+
     def _say(self, text: str) -> None:
         if self.placement.is_chief:
             if self.console is not None:
@@ -168,14 +203,18 @@ class Trainer:
         return path
 
     def train_step(self, batch: dict) -> float:
-        """One optimizer step over `grad_accum` micro-batches; returns the mean micro-batch loss."""
+        """One optimizer step over `grad_accum` micro-batches; returns the step's loss, the mean
+        over all its target tokens (of every process), whatever the micro-batch split."""
+        accum = int(self.cfg.get("grad_accum", 1))
+        step_tokens = self.placement.sum_over_processes(float(np.sum(batch["loss_mask"])))
         losses = []
-        for micro in micro_batches(batch, int(self.cfg.get("grad_accum", 1))):
+        for micro in micro_batches(batch, accum):
             features, targets, mask = split_batch(micro)
+            weights = step_weights(mask, accum, step_tokens)
             if self.placement.train_step is not None:
-                losses.append(self.placement.train_step(self.model, features, targets, mask))
+                losses.append(self.placement.train_step(self.model, features, targets, weights))
                 continue
-            logs = self.model.train_on_batch(features, targets, sample_weight=mask, return_dict=True)
+            logs = self.model.train_on_batch(features, targets, sample_weight=weights, return_dict=True)
             losses.append(float(logs["loss"]))
         return float(np.mean(losses))
 

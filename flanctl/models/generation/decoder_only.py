@@ -4,6 +4,11 @@ Prompts are left-padded to a common length P and decoded into a K/V cache of P +
 slots: one prefill call writes the prompts' keys/values, then one compiled step per new token
 writes one slot with `keras.ops.slice_update` and attends over the cache with a mask of the
 valid slots (padding never visible, so batched output equals one-by-one output).
+
+Scoring options that share a context (`score_grouped`, MMLU's four answers after one long
+few-shot prompt) runs the context once: a prefill call writes each context's K/V, the cache
+rows are gathered once per option, and one call over the (short, right-padded) options attends
+to them. Each continuation costs its own tokens instead of context + continuation tokens.
 """
 
 from __future__ import annotations
@@ -29,13 +34,15 @@ def _cache_mask(key_valid, index, new_len: int):
 class DecoderOnlyEngine:
     """Generation and scoring over a `PaLMCausalLM` (token ids in, token ids out)."""
 
-    def __init__(self, model, pad_id: int = 0, length_multiple: int = 16):
+    def __init__(self, model, pad_id: int = 0, length_multiple: int = 16, option_multiple: int = 8):
         self.model = model
         self.pad_id = pad_id
         self.length_multiple = length_multiple
+        self.option_multiple = option_multiple
         self.max_length = int(getattr(model.backbone, "max_sequence_length", 2560))
         self._decode = CompiledModelFunction(model, self._decode_fn, static_argnums=(5,))
         self._score = CompiledModelFunction(model, self._score_fn)
+        self._score_shared = CompiledModelFunction(model, self._score_shared_fn)
 
     # -- compiled pieces ---------------------------------------------------------------
     def _decode_fn(self, token_ids, positions, key_valid, cache, index, temperature, seed):
@@ -49,6 +56,24 @@ class DecoderOnlyEngine:
         logp = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
         picked = ops.take_along_axis(logp, ops.cast(targets, "int32")[:, :, None], axis=-1)[:, :, 0]
         return ops.sum(picked * weights, axis=-1)
+
+    def _score_shared_fn(self, ctx_ids, ctx_positions, ctx_valid, owner, opt_ids, opt_positions, opt_targets, first_weight, opt_weights):
+        """Summed log-probabilities `[R]` of R options given E contexts (`owner[r]` in [0, E))."""
+        e, p = ctx_ids.shape
+        r, l = opt_ids.shape
+        # Prefill: contexts into a cache of P + Lopt slots (option slots invisible for now).
+        key_valid = ops.concatenate([ops.cast(ctx_valid, "bool"), ops.zeros((e, l), dtype="bool")], axis=1)
+        cache = self.model.empty_cache(e, p + l)
+        logits, cache = self.model.call_with_cache(ctx_ids, ctx_positions, _cache_mask(key_valid, 0, p), cache, 0)
+        last = ops.take(ops.log_softmax(ops.cast(logits[:, -1, :], "float32"), axis=-1), owner, axis=0)  # [R, V]
+        first = ops.take_along_axis(last, ops.cast(opt_ids[:, :1], "int32"), axis=-1)[:, 0]
+        # Options: each row reads its context's cache rows and its own earlier option slots.
+        rows = ops.take(cache, owner, axis=0)
+        key_valid = ops.concatenate([ops.take(ops.cast(ctx_valid, "bool"), owner, axis=0), ops.ones((r, l), dtype="bool")], axis=1)
+        logits, _ = self.model.call_with_cache(opt_ids, opt_positions, _cache_mask(key_valid, p, l), rows, p)
+        logp = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+        picked = ops.take_along_axis(logp, ops.cast(opt_targets, "int32")[:, :, None], axis=-1)[:, :, 0]
+        return first * first_weight + ops.sum(picked * opt_weights, axis=-1)
 
     # -- generation --------------------------------------------------------------------
     def generate_ids(
@@ -108,3 +133,29 @@ class DecoderOnlyEngine:
         positions = np.broadcast_to(np.arange(length, dtype=np.int32), inputs.shape).copy()
         out = self._score(inputs, segment_ids, positions, targets, w)
         return [float(x) for x in np.asarray(ops.convert_to_numpy(out))]
+
+    def score_grouped(self, groups: list[tuple[list[int], list[list[int]]]], start_id: int) -> list[list[float]]:
+        """Per (context, continuations) group, each continuation's summed log-probability,
+        the context run once per group (one batch: all continuations of all groups)."""
+        opts = [[list(c)[: self.max_length - 1] for c in conts] for _, conts in groups]
+        flat = [c for conts in opts for c in conts]
+        if not flat:
+            return [[] for _ in groups]
+        lopt = bucket(max(1, max(len(c) for c in flat)), self.option_multiple)
+        keep = max(1, self.max_length - lopt)
+        contexts = [(list(ctx) or [start_id])[-keep:] for ctx, _ in groups]
+        p = min(bucket(max(len(c) for c in contexts), self.length_multiple), keep)
+        ctx_ids, ctx_valid, ctx_positions = left_pad(contexts, p, self.pad_id)
+        owner = np.array([g for g, conts in enumerate(opts) for _ in conts], dtype=np.int32)
+        opt_ids, _ = right_pad(flat, lopt, self.pad_id)
+        targets = np.zeros_like(opt_ids)
+        targets[:, :-1] = opt_ids[:, 1:]
+        weights = np.zeros(opt_ids.shape, dtype=np.float32)
+        for i, c in enumerate(flat):
+            weights[i, : max(0, len(c) - 1)] = 1.0
+        first = np.array([1.0 if c else 0.0 for c in flat], dtype=np.float32)
+        ctx_len = np.array([len(c) for c in contexts], dtype=np.int32)[owner]
+        opt_positions = (ctx_len[:, None] + np.arange(lopt, dtype=np.int32)[None, :]).astype(np.int32)
+        out = self._score_shared(ctx_ids, ctx_positions, ctx_valid, owner, opt_ids, opt_positions, targets, first, weights)
+        scores = iter(float(x) for x in np.asarray(ops.convert_to_numpy(out)))
+        return [[next(scores) for _ in conts] for conts in opts]

@@ -1,7 +1,8 @@
 """Generation and scoring for any keras-hub CausalLM preset, through keras-hub's own API.
 
 Generation uses the task's `generate` with a keras-hub sampler (greedy, or a seeded random
-sampler at the requested temperature) and cuts the text at the stop sequences afterwards;
+sampler at the requested temperature; compiled once per temperature, its seed reset per batch)
+and cuts the text at the stop sequences afterwards;
 scoring runs the task's forward pass (`token_ids`, `padding_mask`) compiled once per shape.
 """
 
@@ -13,6 +14,7 @@ from keras import ops
 from flanctl.errors import FlanctlError
 from flanctl.models.compiled import CompiledModelFunction
 from flanctl.models.generation.batching import bucket, chunks, right_pad
+from flanctl.models.generation.keras_hub_seq2seq import SamplerState
 
 
 class KerasHubEngine:
@@ -21,43 +23,30 @@ class KerasHubEngine:
     def __init__(self, model, tokenizer=None):
         import keras_hub
 
-        if not isinstance(model, keras_hub.models.CausalLM):
+        if not isinstance(model, keras_hub.models.CausalLM) or isinstance(model, keras_hub.models.Seq2SeqLM):
             raise FlanctlError(
-                f"family 'preset' evaluation supports keras-hub CausalLM presets; got {type(model).__name__} "
-                "(a Seq2SeqLM preset can be trained, but evaluate it with --predictions)"
+                f"KerasHubEngine needs a keras-hub CausalLM preset; got {type(model).__name__} "
+                "(Seq2SeqLM presets go through KerasHubSeq2SeqEngine: KerasPredictor(model, tok, 'preset'))"
             )
         if model.preprocessor is None:
             raise FlanctlError("the preset has no preprocessor (tokenizer); save it with one, or use family palm/t5")
         self.model = model
         self.hub_tokenizer = model.preprocessor.tokenizer
         if tokenizer is None:
-            from flanctl.data.tokenizers import PresetTokenizer
+            from flanctl.models.generation.keras_hub_seq2seq import live_tokenizer
 
-            tokenizer = PresetTokenizer.__new__(PresetTokenizer)  # wrap the live tokenizer, no reload
-            tokenizer._tok = self.hub_tokenizer
-            tokenizer.vocab_size = int(self.hub_tokenizer.vocabulary_size())
-            tokenizer.pad_id = int(getattr(self.hub_tokenizer, "pad_token_id", None) or 0)
-            end = getattr(self.hub_tokenizer, "end_token_id", None)
-            tokenizer.eos_id = int(end) if end is not None else None
-            start = getattr(self.hub_tokenizer, "start_token_id", None)
-            tokenizer.bos_id = int(start) if start is not None else None
-            tokenizer.fingerprint = "preset-live"
+            tokenizer = live_tokenizer(self.hub_tokenizer)
         self.tokenizer = tokenizer
+        self.sampler = SamplerState(model)
         self._forward = CompiledModelFunction(model, lambda ids, mask: model({"token_ids": ids, "padding_mask": mask}))
 
     def generate_text(self, prompts, max_new_tokens, stop, temperature, num_samples, seed, batch_size):
-        import keras_hub
-
         from flanctl.models.generation.predictor import cut_at_stop
 
         flat = [p for p in prompts for _ in range(num_samples)]
         texts: list[str] = []
         for start, batch in chunks(flat, batch_size):
-            if temperature <= 0:
-                sampler = keras_hub.samplers.GreedySampler()
-            else:
-                sampler = keras_hub.samplers.RandomSampler(temperature=float(temperature), seed=seed + start)
-            self.model.compile(sampler=sampler)
+            self.sampler.use(float(temperature), seed + start)  # compiles only when the temperature changes
             longest = max(len(self.tokenizer.encode(p)) for p in batch)
             # +2 for the start token the preprocessor adds and keras-hub's end-token slot.
             max_length = bucket(longest + max_new_tokens + 2, 16)

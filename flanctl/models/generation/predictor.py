@@ -60,9 +60,16 @@ class KerasPredictor:
             self.tokenizer = tokenizer if tokenizer is not None else default_tokenizer(model)
             self.engine = EncoderDecoderEngine(model, pad_id=self.tokenizer.pad_id or 0)
         elif family == "preset":
-            from flanctl.models.generation.keras_hub_task import KerasHubEngine
+            import keras_hub
 
-            self.engine = KerasHubEngine(model, tokenizer)
+            if isinstance(model, keras_hub.models.Seq2SeqLM):
+                from flanctl.models.generation.keras_hub_seq2seq import KerasHubSeq2SeqEngine
+
+                self.engine = KerasHubSeq2SeqEngine(model, tokenizer)
+            else:
+                from flanctl.models.generation.keras_hub_task import KerasHubEngine
+
+                self.engine = KerasHubEngine(model, tokenizer)
             self.tokenizer = self.engine.tokenizer
         else:
             raise FlanctlError(f"KerasPredictor: unknown family {family!r}; use palm, cont-palm, u-palm, t5 or preset")
@@ -88,19 +95,49 @@ class KerasPredictor:
 
     def loglikelihood(self, prompts, continuations):
         """For each prompt, the summed log-probability of each of its continuations."""
+        if hasattr(self.engine, "score_text"):  # keras-hub Seq2SeqLM presets frame text themselves
+            flat = [(p, c) for p, conts in zip(prompts, continuations) for c in conts]
+            flat_scores: list[float] = []
+            for _, batch in chunks(flat, self.batch_size):
+                flat_scores.extend(self.engine.score_text([p for p, _ in batch], [c for _, c in batch]))
+            it = iter(flat_scores)
+            return [[next(it) for _ in conts] for conts in continuations]
+        start_id = self.tokenizer.bos_id if getattr(self.tokenizer, "bos_id", None) is not None else (self.eos_id or 0)
+        if hasattr(self.engine, "score_grouped"):  # the context runs once for all its continuations
+            return self._loglikelihood_grouped(prompts, continuations, start_id)
         pairs, owners = [], []
         for i, (prompt, conts) in enumerate(zip(prompts, continuations)):
             ctx = self._prompt_ids(prompt)
             for c in conts:
                 pairs.append((ctx, self.tokenizer.encode(c)))
                 owners.append(i)
-        start_id = self.tokenizer.bos_id if getattr(self.tokenizer, "bos_id", None) is not None else (self.eos_id or 0)
         scores: list[float] = []
         for _, batch in chunks(pairs, self.batch_size):
             scores.extend(self.engine.score(batch, start_id))
         out: list[list[float]] = [[] for _ in prompts]
         for owner, s in zip(owners, scores):
             out[owner].append(s)
+        return out
+
+    def _loglikelihood_grouped(self, prompts, continuations, start_id):
+        """Batches of whole groups holding at most `batch_size` continuations (at least one
+        group), taken in order of context length so that each batch pads its contexts little."""
+        groups = [(self._prompt_ids(p), [self.tokenizer.encode(c) for c in conts]) for p, conts in zip(prompts, continuations)]
+        order = sorted(range(len(groups)), key=lambda i: len(groups[i][0]))
+        out: list[list[float]] = [[] for _ in groups]
+        batch: list[int] = []
+
+        def flush():
+            for i, scores in zip(batch, self.engine.score_grouped([groups[i] for i in batch], start_id)):
+                out[i] = scores
+
+        for i in order:
+            if batch and sum(len(groups[j][1]) for j in batch) + len(groups[i][1]) > self.batch_size:
+                flush()
+                batch = []
+            batch.append(i)
+        if batch:
+            flush()
         return out
 
     # -- helpers -----------------------------------------------------------------------

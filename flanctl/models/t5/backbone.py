@@ -82,7 +82,7 @@ class FlanT5Backbone(Backbone):
             input_dim=vocabulary_size,
             output_dim=hidden_dim,
             tie_weights=tie_embedding_weights,
-            embeddings_initializer=keras.initializers.TruncatedNormal(1.0),
+            embeddings_initializer=keras.initializers.TruncatedNormal(mean=0.0, stddev=1.0),
             dtype=dtype,
             name="token_embedding",
         )

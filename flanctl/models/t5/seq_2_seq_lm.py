@@ -50,3 +50,52 @@ class T5PackedSeq2SeqLM(Seq2SeqLM):
         if bb.tie_embedding_weights:
             hidden = hidden * (float(bb.hidden_dim) ** -0.5)
         return ops.cast(bb.token_embedding(hidden, reverse=True), "float32")
+
+    # -- cached incremental decoding (used by flanctl.models.generation.encoder_decoder) ----
+    def empty_decoder_cache(self, batch_size: int, length: int):
+        """Zeroed decoder self-attention K/V cache `[B, decoder_layers, 2, length, heads, kv]`."""
+        bb = self.backbone
+        kv = bb.key_value_dim or bb.hidden_dim // bb.num_heads
+        shape = (batch_size, bb.num_decoder_layers, 2, length, bb.num_heads, kv)
+        return ops.zeros(shape, dtype=self.compute_dtype)
+
+    def cross_attention_cache(self, encoder_output):
+        """Every decoder layer's cross-attention keys/values of the encoder states, computed
+        once per batch: `[B, decoder_layers, 2, Le, heads, kv]`."""
+        bb = self.backbone
+        kv = bb.key_value_dim or bb.hidden_dim // bb.num_heads
+        b, le = ops.shape(encoder_output)[0], ops.shape(encoder_output)[1]
+        layers = []
+        for layer in bb.decoder_transformer_layers:
+            attn = layer.cross_attention
+            k = ops.reshape(attn.key_projector(encoder_output), (b, le, bb.num_heads, kv))
+            v = ops.reshape(attn.value_projector(encoder_output), (b, le, bb.num_heads, kv))
+            layers.append(ops.stack([k, v], axis=1))
+        return ops.stack(layers, axis=1)
+
+    def decode_with_cache(self, token_ids, self_mask, cross_mask, self_cache, cross_cache, cache_index):
+        """One decoding call over new decoder tokens `[B, Lnew]` written at slot `cache_index`.
+
+        `self_mask` is `[B, Lnew, T]` (which self-attention cache slots each new token sees,
+        causality included), `cross_mask` `[B, Lnew, Le]` (which encoder positions), the caches
+        come from `empty_decoder_cache` / `cross_attention_cache`. keras-hub's T5 layers fold
+        the mask into the relative position bias of the first layer, computed for queries
+        starting at `cache_index`. Returns `(logits [B, Lnew, vocab] float32, new self cache)`.
+        """
+        bb = self.backbone
+        x = bb.token_embedding(token_ids)
+        bias = None
+        caches = []
+        for i, layer in enumerate(bb.decoder_transformer_layers):
+            x, bias, layer_cache, _ = layer(
+                x, attention_mask=self_mask, position_bias=bias, encoder_hidden_states=None,
+                encoder_attention_mask=cross_mask, use_causal_mask=False,
+                self_attention_cache=self_cache[:, i], self_attention_cache_update_index=cache_index,
+                cross_attention_cache=cross_cache[:, i], cross_attention_cache_update_index=None,
+                training=False,
+            )
+            caches.append(layer_cache)
+        hidden = bb.decoder_layer_norm(x)
+        if bb.tie_embedding_weights:
+            hidden = hidden * (float(bb.hidden_dim) ** -0.5)
+        return ops.cast(bb.token_embedding(hidden, reverse=True), "float32"), ops.stack(caches, axis=1)
