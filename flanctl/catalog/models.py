@@ -159,6 +159,26 @@ def is_decoder_only(family: str) -> bool:
     return family in DECODER_FAMILIES
 
 
+# Families whose models cannot keep packed examples apart, and why (the data stream then emits
+# one example per row, and the plan shows the reason).
+_NO_PACKING: dict[str, str] = {
+    "preset": (
+        "keras-hub preset models take only a padding mask (no segment ids), so packed examples "
+        "would attend to each other; the data pipeline emits one example per row"
+    ),
+}
+
+
+def supports_packing(family: str) -> bool:
+    """True when the family's model masks attention by segment (packed rows stay separate)."""
+    return family in FAMILIES and family not in _NO_PACKING
+
+
+def packing_note(family: str) -> str | None:
+    """Why packing is off for `family` (None when it is supported)."""
+    return _NO_PACKING.get(family)
+
+
 def resolve_architecture(model_spec: Any) -> dict[str, int]:
     """Catalog size merged with the spec's explicit `architecture` overrides.
 

@@ -41,7 +41,7 @@ def is_encoder_decoder(spec, base_dir=None) -> bool:
 def packs(spec) -> bool:
     """Whether the stream packs several examples per row: `mixture.packing`, unless the model
     cannot keep packed examples apart (keras-hub presets take only a padding mask)."""
-    from flanctl.models.packing import supports_packing
+    from flanctl.catalog.models import supports_packing
 
     return bool(spec.mixture.packing) and supports_packing(spec.model.family)
 

@@ -13,7 +13,7 @@ used, so that callers can set KERAS_BACKEND from the spec beforehand.
 
 from __future__ import annotations
 
-from flanctl.models.packing import packing_note, supports_packing
+from flanctl.catalog.models import packing_note, supports_packing
 
 _LAZY = {
     "build_model": "flanctl.models.registry",

@@ -5,7 +5,7 @@ batches carry `token_ids`, `segment_ids` and `positions`. keras-hub seq2seq LMs 
 `{"encoder_token_ids", "encoder_padding_mask", "decoder_token_ids", "decoder_padding_mask"}`;
 the encoder-decoder batches carry `encoder_*`/`decoder_*` token ids, segment ids and
 positions. Packing is off for presets (they have no segment masks, see
-`flanctl.models.packing`), so every row holds one example from position 0 and each padding
+`flanctl.catalog.models.supports_packing`), so every row holds one example from position 0 and each padding
 mask is simply `segment_ids > 0`. An adapter owns the keras-hub task as a sub-model, so its
 weights are the task's weights and the exported preset is the plain keras-hub one.
 """

@@ -81,12 +81,13 @@ def abstract_param_count(arch: dict, family: str) -> int:
     try:
         with keras.StatelessScope(initialize_variables=False):
             model = build_model(arch, family)
-            return int(sum(_num_elements(v.shape) for v in _unique(model.weights)))
+            return int(sum(_num_elements(v.shape) for v in unique_variables(model.weights)))
     finally:
         global_state.set_global_attribute("uninitialized_variables", pending)
 
 
-def _unique(variables):
+def unique_variables(variables):
+    """Variables in order, each once (shared layers list theirs more than once)."""
     seen, out = set(), []
     for v in variables:
         if id(v) not in seen:

@@ -30,6 +30,8 @@ import functools
 import keras
 import numpy as np
 
+from flanctl.models.registry import unique_variables
+
 _WRAPPED = "_flanctl_remat"
 
 
@@ -110,19 +112,10 @@ def _split(args, kwargs):
     return tensors, rebuild
 
 
-def _unique(variables):
-    seen, out = set(), []
-    for v in variables:
-        if id(v) not in seen:
-            seen.add(id(v))
-            out.append(v)
-    return out
-
-
 def _jax_checkpointed(layer, call, args, kwargs):
     import jax
 
-    variables = _unique(layer.variables)
+    variables = unique_variables(layer.variables)
     state = [i for i, v in enumerate(variables) if not v.trainable]  # seed generators
     tensors, rebuild = _split(args, kwargs)
 
@@ -143,7 +136,7 @@ def _torch_checkpointed(layer, call, args, kwargs):
     import torch
     from torch.utils.checkpoint import checkpoint
 
-    seeds = [v for v in _unique(layer.variables) if not v.trainable]
+    seeds = [v for v in unique_variables(layer.variables) if not v.trainable]
     saved = [torch.clone(keras.ops.convert_to_tensor(v.value)) for v in seeds]
     tensors, rebuild = _split(args, kwargs)
 

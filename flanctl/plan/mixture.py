@@ -117,7 +117,7 @@ def mixture_section(spec: Any, notes: list[str]) -> dict[str, Any]:
 
 def _packing(spec: Any, notes: list[str]) -> bool:
     """`mixture.packing` as the data stream applies it (off for models without segment masks)."""
-    from flanctl.models.packing import packing_note, supports_packing  # no ML imports
+    from flanctl.catalog.models import packing_note, supports_packing
 
     family = spec.model.family
     if spec.mixture.packing and not supports_packing(family):

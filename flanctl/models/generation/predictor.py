@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from flanctl.errors import FlanctlError
 from flanctl.models.generation.batching import chunks
-from flanctl.models.packing import DECODER_ONLY_FAMILIES
+from flanctl.catalog.models import DECODER_FAMILIES
 
 
 def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
@@ -49,7 +49,7 @@ class KerasPredictor:
         self.model = model
         self.family = family
         self.batch_size = int(batch_size)
-        if family in DECODER_ONLY_FAMILIES:
+        if family in DECODER_FAMILIES:
             from flanctl.models.generation.decoder_only import DecoderOnlyEngine
 
             self.tokenizer = tokenizer if tokenizer is not None else default_tokenizer(model)
