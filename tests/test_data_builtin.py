@@ -56,6 +56,19 @@ def test_answers_are_right_on_checkable_tasks():
     for ex in builtin_tasks.generate("modular_arithmetic", "test", 50, seed=0):
         expr, m = ex.inputs.removeprefix("What is ").rstrip("?").split(" mod ")
         assert str(eval(expr, {"__builtins__": {}}) % int(m)) == ex.answer
+    ordinals = ("first", "second", "third", "fourth", "fifth")
+    for ex in builtin_tasks.generate("list_position", "test", 50, seed=0):
+        entries = ex.inputs.removeprefix("In the list ").split(", which entry comes ")[0].split("; ")
+        where = ex.inputs.rsplit(" ", 1)[1].rstrip("?")
+        assert ex.answer == (entries[-1] if where == "last" else entries[ordinals.index(where)])
+        assert ex.answer in ex.options and set(ex.options) <= set(entries)
+    kinds = set()
+    for ex in builtin_tasks.generate("mention_pick", "test", 80, seed=0):
+        said = ex.inputs.split(" yesterday.")[0]
+        mentioned = said.split(" ", 2)[2]  # "<Name> <verb> <thing>"
+        assert mentioned == ex.answer and ex.options.count(mentioned) == 1
+        kinds.add("person" if ex.inputs.split(". ")[1].startswith("Who") else "thing")
+    assert kinds == {"person", "thing"}  # the answer's form varies, so only copying generalises
 
 
 def test_both_answers_of_yes_no_tasks_occur():

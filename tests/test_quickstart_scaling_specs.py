@@ -62,3 +62,28 @@ def test_runs_of_one_size_differ_only_in_tasks_and_name():
 def test_model_sizes_grow():
     params = [make_plan(load_spec(SCALING / "grid" / f"{s}-t01.yaml"))["model"]["params"] for s in "sml"]
     assert params == sorted(params) and params[0] * 4 < params[-1]
+
+
+@pytest.mark.slow
+def test_run_py_end_to_end_with_shared_tokenizer(tmp_path):
+    """`examples/scaling/run.py` at 2 steps: shared tokenizer first, two runs, the untrained
+    baseline, and a report whose scaling plot exists; a second call skips finished runs."""
+    import subprocess
+    import sys
+
+    tok = SCALING / "grid" / ".flanctl" / "scaling-spm.model"
+    cmd = [sys.executable, str(SCALING / "run.py"), "--sizes", "s", "--tasks", "1", "4", "--steps", "2",
+           "--set", "eval.limit=1", "--workdir", str(tmp_path)]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert tok.exists()  # trained on the 16-task mixture before any run
+    for k in (1, 4):
+        run = tmp_path / "runs" / f"scaling-s-t{k:02d}"
+        assert json.loads((run / "evals" / "builtin.json").read_text())["n"] == 4
+        assert (run / "evals" / "builtin.before.json").exists()  # the untrained model's score
+        assert json.loads((run / "plan.json").read_text())["spec"]["model"]["tokenizer"]["kind"] == "sentencepiece"
+    report = tmp_path / "reports" / "scaling"
+    assert (report / "scaling.png").read_bytes().startswith(b"\x89PNG")
+    assert "scaling-s-t04" in (report / "report.md").read_text()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0 and again.stdout.count("already evaluated") == 2, again.stdout

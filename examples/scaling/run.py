@@ -85,6 +85,16 @@ def apply_and_eval(spec: Path, overrides: list[str], rdir: Path, replace: bool) 
 INIT_OVERRIDES = ["train.steps=1", "train.learning_rate=1e-12", "train.warmup_steps=0", "train.checkpoint_every=1"]
 
 
+def ensure_tokenizer(overrides: list[str]) -> None:
+    """Train the grid's shared SentencePiece model on the largest (16-task) mixture before any
+    run: otherwise the first run would train it on its own, smaller mixture and every later run
+    would reuse that. `flanctl data stats` trains a missing tokenizer and changes nothing else."""
+    spec = GRID / "s-t16.yaml"
+    proc = flanctl("data", "stats", str(spec), *[a for o in overrides for a in ("--set", o)], capture=True)
+    if proc.returncode != 0:
+        sys.exit(f"error: could not prepare the tokenizer with `flanctl data stats {spec.relative_to(REPO)}`: {proc.stderr.strip()}")
+
+
 def measure_before(size: str, spec: Path, targets: list[Path], force: bool, extra: list[str]) -> None:
     """Evaluate the untrained model of `size` once and record it in each of `targets`."""
     name = f"scaling-{size}-init"
@@ -120,6 +130,8 @@ def main() -> int:
     overrides = [f"train.steps={args.steps}", f"train.checkpoint_every={args.steps}"] if args.steps else []
     overrides += args.sets
     specs = grid_specs(args.sizes, args.tasks)
+    if not args.report_only:
+        ensure_tokenizer(args.sets)
     run_dirs: list[Path] = []
     started = time.perf_counter()
     for i, spec in enumerate(specs, start=1):

@@ -46,6 +46,8 @@ BUILTIN_TRAIN: tuple[BuiltinTask, ...] = (
     _t("parity", "Say whether an integer is even or odd.", True, "comparison"),
     _t("letter_counting", "Count how often a letter occurs in a word.", True, "counting"),
     _t("category_pick", "Pick the one option of a category (fruit, animal, colour, name) among distractors.", True, "classification"),
+    _t("list_position", "Give the entry at a position (first, second, ..., last) of a short list.", True, "retrieval"),
+    _t("mention_pick", "Say which of the options a sentence mentions (what someone packed, bought, ...).", True, "retrieval"),
 )
 
 #: Tasks never trained on; the `builtin` eval suite scores them (exact match or option accuracy).

@@ -391,6 +391,55 @@ def _category_pick(rng: random.Random) -> Item:
     )
 
 
+_ORDINALS = ("first", "second", "third", "fourth", "fifth")
+_VERBS = (("packed", "pack"), ("bought", "buy"), ("found", "find"), ("lost", "lose"), ("painted", "paint"), ("borrowed", "borrow"))
+_PERSON_VERBS = (("met", "meet"), ("called", "call"), ("visited", "visit"), ("helped", "help"))
+
+
+def _anything(rng: random.Random) -> list[str]:
+    """A pool of one kind of thing (words, names, items, numbers), so that answers vary in form."""
+    kind = rng.randrange(4)
+    if kind == 0:
+        return list(WORDS + FRUITS + ANIMALS)
+    if kind == 1:
+        return list(NAMES)
+    if kind == 2:
+        return list(ITEMS)
+    return [str(n) for n in range(2, 100)]
+
+
+def _list_position(rng: random.Random) -> Item:
+    """Read the n-th entry off a list: the answer is copied from the question (and the options)."""
+    n = rng.randint(3, 5)
+    entries = rng.sample(_anything(rng), n)
+    k = rng.randrange(n)
+    where = "last" if k == n - 1 and rng.random() < 0.5 else _ORDINALS[k]
+    options = _choices(rng, entries[k], entries)
+    return (
+        f"In the list {'; '.join(entries)}, which entry comes {where}?",
+        entries[k],
+        f"The entries in order are {'; '.join(entries)}. The {where} one is {entries[k]}.",
+        options,
+    )
+
+
+def _mention_pick(rng: random.Random) -> Item:
+    """Find what the sentence says: the answer is the option the question mentions."""
+    who = rng.choice(NAMES)
+    pool = [x for x in _anything(rng) if x != who]
+    pool = [f"{x} coins" for x in pool] if pool[0].isdigit() else pool
+    person = pool[0] in NAMES
+    past, base = rng.choice(_PERSON_VERBS if person else _VERBS)
+    thing = rng.choice(pool)
+    options = _choices(rng, thing, pool)
+    return (
+        f"{who} {past} {thing} yesterday. {'Who' if person else 'What'} did {who} {base}?",
+        thing,
+        f"The sentence says that {who} {past} {thing}.",
+        options,
+    )
+
+
 # --------------------------------------------------------------------------- held-out tasks
 
 
@@ -485,6 +534,8 @@ GENERATORS: dict[str, Callable[[random.Random], Item]] = {
     "parity": _parity,
     "letter_counting": _letter_counting,
     "category_pick": _category_pick,
+    "list_position": _list_position,
+    "mention_pick": _mention_pick,
     "word_unscrambling": _word_unscrambling,
     "modular_arithmetic": _modular_arithmetic,
     "temporal_sequences": _temporal_sequences,
@@ -492,7 +543,7 @@ GENERATORS: dict[str, Callable[[random.Random], Item]] = {
 }
 
 #: Bump when a generator changes, so cached tokenized data is rebuilt.
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 
 
 def split_of(inputs: str) -> str:
