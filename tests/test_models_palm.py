@@ -101,6 +101,58 @@ def test_packed_segments_do_not_see_each_other(tiny_lm):
     np.testing.assert_allclose(out[5:12], alone_second, atol=1e-4)
 
 
+@pytest.fixture
+def attention_path():
+    """Force the fused (`keras.ops.dot_product_attention`) or explicit attention path."""
+    from flanctl.models.palm import layers
+
+    yield lambda fused: setattr(layers, "FUSED_ATTENTION", fused)
+    layers.FUSED_ATTENTION = "auto"
+
+
+def test_fused_attention_equals_explicit_on_packed_rows(tiny_lm, attention_path):
+    """The fused path (used on jax GPUs) gives the explicit path's logits and gradients, with
+    packed segments, padding and grouped queries; the segment mask holds in both."""
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(5)
+    seg = np.array([[1] * 9 + [2] * 14 + [0] * 9, [1] * 20 + [2] * 12])
+    pos = np.array([list(range(9)) + list(range(14)) + [0] * 9, list(range(20)) + list(range(12))])
+    x = batch(rng.integers(3, 259, (2, 32)), seg, pos)
+    for model in (tiny_lm, build_model(dict(TINY, num_kv_heads=2), "palm")):
+        tv = [v.value for v in model.trainable_variables]
+        ntv = [v.value for v in model.non_trainable_variables]
+
+        def loss(tv):
+            logits, _ = model.stateless_call(tv, ntv, x)
+            return jnp.sum(jnp.where(seg[..., None] > 0, logits, 0.0) ** 2), logits
+
+        results = {}
+        for fused in (False, True):
+            attention_path(fused)
+            (_, logits), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(tv)
+            results[fused] = (np.asarray(logits), [np.asarray(g) for g in grads])
+        real = seg > 0
+        np.testing.assert_allclose(results[True][0][real], results[False][0][real], atol=1e-4)
+        for a, b in zip(results[True][1], results[False][1]):
+            np.testing.assert_allclose(a, b, atol=1e-4 * max(1.0, np.abs(b).max()))
+    # and the fused path keeps packed examples apart
+    attention_path(True)
+    alone = np.asarray(tiny_lm(batch(x["token_ids"][:1, 9:23])))[0]
+    np.testing.assert_allclose(np.asarray(tiny_lm(x))[0, 9:23], alone, atol=1e-4)
+
+
+def test_fused_attention_only_where_it_is_exact(attention_path):
+    from flanctl.models.palm.layers import _use_fused
+
+    attention_path("auto")
+    assert _use_fused(False, 0.0) is False  # these tests run on CPU: explicit einsums
+    attention_path(True)
+    assert _use_fused(True, 0.1) is False  # attention dropout needs the probabilities
+    assert _use_fused(False, 0.1) is True  # inference ignores dropout
+
+
 def test_rotary_uses_positions_input(tiny_lm):
     ids = np.random.default_rng(3).integers(3, 259, (1, 6))
     a = np.asarray(tiny_lm(batch(ids)))

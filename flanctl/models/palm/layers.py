@@ -17,6 +17,23 @@ from keras import ops
 #: stay finite instead of producing NaN; their outputs are never used).
 _MASK_VALUE = -1e9
 
+#: Attention through `keras.ops.dot_product_attention` (a fused cuDNN kernel on NVIDIA GPUs
+#: under jax) instead of explicit einsums: "auto" = on jax GPUs only, or True / False.
+#: Cached decoding and attention dropout always take the explicit path.
+FUSED_ATTENTION: bool | str = "auto"
+
+
+def _use_fused(training, dropout: float) -> bool:
+    if dropout > 0 and training:
+        return False  # dropout acts on the probabilities, which the fused kernel never exposes
+    if FUSED_ATTENTION != "auto":
+        return bool(FUSED_ATTENTION)
+    if keras.backend.backend() != "jax":
+        return False
+    import jax
+
+    return jax.default_backend() == "gpu"
+
 
 def rotary_embedding(x, positions, max_wavelength: float = 10_000.0):
     """Rotate `x` [B, L, N, h] by angles `positions * theta_i` (RoFormer, rotate-half form).
@@ -108,6 +125,15 @@ class PaLMAttention(keras.layers.Layer):
             k, v = ops.cast(k_cache, q.dtype), ops.cast(v_cache, q.dtype)
             cache = ops.stack([k_cache, v_cache], axis=1)
         b, lq = ops.shape(q)[0], ops.shape(q)[1]
+        if cache is None and _use_fused(training, self.dropout):
+            # The boolean mask (causal, same segment, real key) becomes an additive bias shared
+            # by all heads; `is_causal` lets a fused kernel skip the blocks above the diagonal.
+            bias = ops.where(mask[:, None, :, :], 0.0, _MASK_VALUE)
+            out = ops.dot_product_attention(
+                q, k, ops.cast(v, q.dtype), bias=ops.cast(bias, q.dtype),
+                scale=1.0 / float(self.head_dim) ** 0.5, is_causal=True,
+            )
+            return self.output_dense(ops.cast(out, x.dtype))
         groups = self.num_heads // self.num_kv_heads
         # Query heads grouped per kv head: [B, Lq, K, G, h]; the single MQA head is broadcast.
         q = ops.reshape(q, (b, lq, self.num_kv_heads, groups, self.head_dim))
