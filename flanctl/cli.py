@@ -210,7 +210,7 @@ def eval_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     samples: int = typer.Option(1, "--samples", help="Self-consistency: samples per question (1 = greedy)."),
     temperature: float = typer.Option(0.7, "--temperature", help="Sampling temperature when --samples > 1."),
-    write_predictions: Optional[str] = typer.Option(None, "--write-predictions", help="Also write the generated texts as JSONL."),
+    write_predictions: Optional[str] = typer.Option(None, "--write-predictions", help="Also write the generated texts as JSONL ({suite} in the path: one file per suite)."),
     method: str = typer.Option("generate", "--method", help="MMLU: generate, or loglikelihood (rank the options)."),
     mmlu_cot_prompts: Optional[str] = typer.Option(None, "--mmlu-cot-prompts", help="JSON subject -> CoT prompt (default: <mmlu>/mmlu-cot.json, else dev exemplars without rationale)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Prompts decoded together."),

@@ -133,6 +133,17 @@ def test_run_suites_writes_one_file_per_suite(tmp_path):
     assert saved["suite"] == "mmlu" and saved["settings"]["shots"] == 5 and len(saved["prompts_hash"]) == 64
 
 
+
+def test_suite_placeholder_names_each_predictions_file(tmp_path):
+    template = tmp_path / "evals" / "{suite}.predictions.jsonl"
+    run_suites(["mmlu", "tydiqa"], FixedPredictor(" A"), FIX, write_predictions_to=template)
+    run_suite("mmlu-cot", FixedPredictor(" A"), FIX, write_predictions_to=template)
+    names = sorted(p.name for p in (tmp_path / "evals").iterdir())
+    assert names == ["mmlu-cot.predictions.jsonl", "mmlu.predictions.jsonl", "tydiqa.predictions.jsonl"]
+    row = json.loads((tmp_path / "evals" / "mmlu.predictions.jsonl").read_text().splitlines()[0])
+    assert row["prediction"] == " A"
+
+
 def test_prompts_hash_changes_with_shots():
     a = run_suite("mmlu", FixedPredictor(" A"), FIX)["prompts_hash"]
     b = run_suite("mmlu", FixedPredictor(" A"), FIX, shots={"mmlu": 2})["prompts_hash"]

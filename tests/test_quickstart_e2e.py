@@ -74,6 +74,14 @@ def test_quickstart_chain_plan_apply_eval_report(tmp_path):
     assert before["suite"] == after["suite"] == "builtin" and before["n"] == after["n"] == LIMIT * len(BUILTIN_HELD_OUT_TASKS)
     assert f"held-out builtin: {before['score']:.1f} before finetuning -> {after['score']:.1f} after" in proc.stdout
     assert json.loads((run / "state.json").read_text())["status"] == "completed"
+    # ... and kept what the model said, one row per question, which re-scores to the same number.
+    for when, scored in (("before.", before), ("", after)):
+        preds = run / "evals" / f"builtin.{when}predictions.jsonl"
+        rows = [json.loads(line) for line in preds.read_text().splitlines()]
+        assert len(rows) == scored["n"] and all(set(r) == {"id", "prediction"} for r in rows)
+        rescored = flanctl(tmp_path, "eval", "--suite", "builtin", "--predictions", str(preds), "--limit", str(LIMIT), "--json")
+        assert rescored.returncode == 0, rescored.stderr[-2000:]
+        assert json.loads(rescored.stdout)["score"] == pytest.approx(scored["score"])
     for name in ("spec.yaml", "plan.json", "state.json", "metrics.jsonl"):
         assert (run / name).is_file(), f"{name} missing from the run directory"
     assert yaml.safe_load((run / "spec.yaml").read_text())["name"] == "quickstart"

@@ -105,6 +105,8 @@ def evaluate_run(
         limit=ev.get("limit"), shots=ev.get("shots") or None, self_consistency=ev.get("self_consistency"),
         batch_size=ev.get("batch_size", 16), max_new_tokens=ev.get("max_decode_length"),
         builtin_tasks=ev.get("builtin_tasks") or None, progress=progress,
+        # the generated texts beside each score, e.g. evals/builtin.before.predictions.jsonl
+        write_predictions_to=Path(run_dir) / "evals" / f"{{suite}}{suffix}.predictions.jsonl",
     )
     data_dir = run_data_dir(run_dir)
     result = run_suite(suites[0], predictor, data_dir, **kwargs) if len(suites) == 1 else run_suites(suites, predictor, data_dir, **kwargs)
