@@ -32,6 +32,8 @@ def _use_fused(training, dropout: float) -> bool:
         return False
     import jax
 
+    # GPUs only: on TPUs Keras routes this call to its splash kernel, which would drop the
+    # additive bias and with it the packing mask (examples would see each other).
     return jax.default_backend() == "gpu"
 
 
