@@ -6,7 +6,7 @@ on), then `flanctl report` over all of them, which draws the plot in the shape o
 Chung et al. (2022). Runs whose evals already exist are skipped, so an interrupted experiment
 picks up where it stopped. `make scaling` calls this script.
 
-    python examples/scaling/run.py                     # the whole grid (~35 min on 2 CPU cores)
+    python examples/scaling/run.py                     # the whole grid (36 min on 2 idle CPU cores)
     python examples/scaling/run.py --sizes s m --tasks 1 16 --steps 50   # a quick look
     python examples/scaling/run.py --report-only       # redraw from the finished runs
 """
