@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 
 from flanctl.data.tokenizers import ByteTokenizer  # noqa: E402
 from flanctl.models import KerasPredictor, build_model  # noqa: E402
+from flanctl.models.generation.batching import right_pad  # noqa: E402
 
 ARCH = dict(num_layers=4, hidden_dim=256, num_heads=8, num_kv_heads=1, head_dim=32, ffn_dim=1024, vocab_size=259, max_sequence_length=2560)
 
@@ -91,12 +92,7 @@ def bench_palm(args, prompts, options) -> None:
     def hub_generate():
         for start in range(0, len(encoded), args.batch):
             rows = encoded[start : start + args.batch]
-            width = max(len(r) for r in rows) + args.new_tokens
-            ids = np.zeros((len(rows), width), np.int32)
-            mask = np.zeros((len(rows), width), bool)
-            for i, r in enumerate(rows):
-                ids[i, : len(r)] = r
-                mask[i, : len(r)] = True
+            ids, mask = right_pad(rows, max(len(r) for r in rows) + args.new_tokens, 0)
             llama.generate({"token_ids": ids, "padding_mask": mask}, stop_token_ids=None)
 
     t_ours = timed(ours_generate)
@@ -112,12 +108,7 @@ def bench_palm(args, prompts, options) -> None:
     def hub_score():
         for start in range(0, len(pairs), args.batch):
             rows = [c + o for c, o in pairs[start : start + args.batch]]
-            width = max(len(r) for r in rows)
-            ids = np.zeros((len(rows), width), np.int32)
-            mask = np.zeros((len(rows), width), bool)
-            for i, r in enumerate(rows):
-                ids[i, : len(r)] = r
-                mask[i, : len(r)] = True
+            ids, mask = right_pad(rows, max(len(r) for r in rows), 0)
             logits = llama.predict_on_batch({"token_ids": ids, "padding_mask": mask}).astype(np.float64)
             top = logits.max(-1, keepdims=True)
             logp = logits - top - np.log(np.exp(logits - top).sum(-1, keepdims=True))
@@ -163,12 +154,7 @@ def bench_t5(args, prompts, options) -> None:
     def hub_generate():
         for start in range(0, len(encoded), args.batch):
             rows = encoded[start : start + args.batch]
-            width = max(len(r) for r in rows)
-            enc = np.zeros((len(rows), width), np.int32)
-            enc_mask = np.zeros((len(rows), width), bool)
-            for i, r in enumerate(rows):
-                enc[i, : len(r)] = r
-                enc_mask[i, : len(r)] = True
+            enc, enc_mask = right_pad(rows, max(len(r) for r in rows), 0)
             dec = np.zeros((len(rows), args.new_tokens + 1), np.int32)
             dec_mask = np.zeros_like(dec, dtype=bool)
             dec_mask[:, 0] = True

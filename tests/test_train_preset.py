@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -49,14 +46,10 @@ def byte_level_gpt2(directory: Path) -> None:
     keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=pre).save_to_preset(str(directory))
 
 
-def test_apply_finetunes_a_causal_lm_preset_and_exports_a_plain_keras_hub_preset(tmp_path):
+def test_apply_finetunes_a_causal_lm_preset_and_exports_a_plain_keras_hub_preset(tmp_path, apply_spec):
     byte_level_gpt2(tmp_path / "gpt2")
     (tmp_path / "ft.yaml").write_text(SPEC.format(steps=8))
-    proc = subprocess.run([sys.executable, "-m", "flanctl.cli", "apply", "ft.yaml"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    run = tmp_path / "runs" / "gpt2ft"
-    losses = [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    run, losses = apply_spec(tmp_path, "ft.yaml", "gpt2ft", timeout=600)
     # One example per row (packing is off for presets): measured 5.54 -> 5.02 over the 8 steps.
     assert len(losses) == 8 and np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.2, losses
     # The export is the keras-hub task itself: plain keras-hub reloads it, with the trained weights.

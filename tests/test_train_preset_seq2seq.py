@@ -10,8 +10,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -127,13 +125,9 @@ def test_seq2seq_adapter_maps_the_batch_to_keras_hub_inputs(preset_dir):
 
 
 @pytest.mark.slow
-def test_apply_finetunes_a_seq2seq_preset_and_exports_a_plain_keras_hub_preset(preset_dir):
+def test_apply_finetunes_a_seq2seq_preset_and_exports_a_plain_keras_hub_preset(preset_dir, apply_spec):
     (preset_dir / "ft.yaml").write_text(SPEC.format(steps=12))
-    proc = subprocess.run([sys.executable, "-m", "flanctl.cli", "apply", "ft.yaml"], cwd=preset_dir,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    run = preset_dir / "runs" / "t5ft"
-    losses = [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    run, losses = apply_spec(preset_dir, "ft.yaml", "t5ft")
     assert len(losses) == 12 and np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.5, losses
 
     # The export is the keras-hub task itself: plain keras-hub reloads it, with the trained weights.

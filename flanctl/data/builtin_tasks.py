@@ -396,22 +396,17 @@ _VERBS = (("packed", "pack"), ("bought", "buy"), ("found", "find"), ("lost", "lo
 _PERSON_VERBS = (("met", "meet"), ("called", "call"), ("visited", "visit"), ("helped", "help"))
 
 
-def _anything(rng: random.Random) -> list[str]:
-    """A pool of one kind of thing (words, names, items, numbers), so that answers vary in form."""
-    kind = rng.randrange(4)
-    if kind == 0:
-        return list(WORDS + FRUITS + ANIMALS)
-    if kind == 1:
-        return list(NAMES)
-    if kind == 2:
-        return list(ITEMS)
-    return [str(n) for n in range(2, 100)]
+def _anything(rng: random.Random) -> tuple[str, list[str]]:
+    """One kind of thing and its pool (words, names, items, numbers), so answers vary in form."""
+    kind = rng.choice(("word", "name", "item", "number"))
+    pools = {"word": WORDS + FRUITS + ANIMALS, "name": NAMES, "item": ITEMS, "number": [str(n) for n in range(2, 100)]}
+    return kind, list(pools[kind])
 
 
 def _list_position(rng: random.Random) -> Item:
     """Read the n-th entry off a list: the answer is copied from the question (and the options)."""
     n = rng.randint(3, 5)
-    entries = rng.sample(_anything(rng), n)
+    entries = rng.sample(_anything(rng)[1], n)
     k = rng.randrange(n)
     where = "last" if k == n - 1 and rng.random() < 0.5 else _ORDINALS[k]
     options = _choices(rng, entries[k], entries)
@@ -426,9 +421,9 @@ def _list_position(rng: random.Random) -> Item:
 def _mention_pick(rng: random.Random) -> Item:
     """Find what the sentence says: the answer is the option the question mentions."""
     who = rng.choice(NAMES)
-    pool = [x for x in _anything(rng) if x != who]
-    pool = [f"{x} coins" for x in pool] if pool[0].isdigit() else pool
-    person = pool[0] in NAMES
+    kind, pool = _anything(rng)
+    pool = [f"{x} coins" if kind == "number" else x for x in pool if x != who]
+    person = kind == "name"
     past, base = rng.choice(_PERSON_VERBS if person else _VERBS)
     thing = rng.choice(pool)
     options = _choices(rng, thing, pool)

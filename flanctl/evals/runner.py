@@ -122,7 +122,7 @@ def run_suite(
     else:
         outputs = generate_outputs(suite_obj, predictor, examples, samples, temperature, batch_size, max_new_tokens, progress=progress)
     if write_predictions_to is not None:
-        write_predictions(_per_suite_path(write_predictions_to, suite, always=False), outputs)
+        write_predictions(_fill_suite(write_predictions_to, suite), outputs)
     result = suite_obj.score(examples, outputs)
     extra = {"limit": limit, "self_consistency": {"samples": samples, "temperature": temperature}, "batch_size": batch_size}
     if max_new_tokens:
@@ -160,14 +160,18 @@ def _expand(suites: list[str]) -> list[str]:
     return names
 
 
-def _per_suite_path(path: str | Path, suite: str, always: bool = True) -> Path:
-    """Where one suite's predictions go: a `{suite}` placeholder in the path is filled in
-    (`evals/{suite}.predictions.jsonl`); else, for several suites (`always`), `preds.jsonl` ->
-    `preds.mmlu-cot.jsonl`, since ids repeat across suites (mmlu and mmlu-cot)."""
+def _fill_suite(path: str | Path, suite: str) -> Path:
+    """`evals/{suite}.predictions.jsonl` -> `evals/mmlu.predictions.jsonl`; other paths as given."""
+    return Path(str(path).replace("{suite}", suite))
+
+
+def _per_suite_path(path: str | Path, suite: str) -> Path:
+    """One file per suite, since ids repeat across suites (mmlu and mmlu-cot): a `{suite}`
+    placeholder is filled in, else `preds.jsonl` -> `preds.mmlu-cot.jsonl`."""
     if "{suite}" in str(path):
-        return Path(str(path).replace("{suite}", suite))
+        return _fill_suite(path, suite)
     path = Path(path)
-    return path.with_name(f"{path.stem}.{suite}{path.suffix or '.jsonl'}") if always else path
+    return path.with_name(f"{path.stem}.{suite}{path.suffix or '.jsonl'}")
 
 
 def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
