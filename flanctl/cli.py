@@ -6,17 +6,16 @@ Heavy libraries are imported inside the commands that need them, so `validate`, 
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Optional
-
-# TensorFlow (imported by keras-hub and for TensorBoard events) logs C++ banners at import;
-# they bury flanctl's own output. Users who want them can set the variable themselves.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import typer
 
 from flanctl.errors import FlanctlError
+from flanctl.spec.models import EvalSpec
+
+#: The spec's default, so that `flanctl eval` decodes as `apply` does.
+EVAL_BATCH_SIZE = EvalSpec.model_fields["batch_size"].default
 
 app = typer.Typer(
     add_completion=False,
@@ -122,18 +121,17 @@ def plan_cmd(
     """Resolve a spec into a plan: model, compute, memory, mixture, evals, and the diff against its run."""
     import json
 
-    from flanctl.plan import make_plan, save_plan
-    from flanctl.spec import load_spec
-
     from flanctl.data import realize_mixture
+    from flanctl.plan import make_plan
+    from flanctl.spec import load_spec
 
     plan = make_plan(load_spec(spec, set_), overrides=set_, realize=realize_mixture)
     try:
-        save_plan(plan, out)
+        plan.save(out)
     except OSError as exc:
         raise FlanctlError(f"cannot save the plan to {out}: {exc.strerror or exc}") from None
     if as_json:
-        print(json.dumps(plan, indent=2, sort_keys=True))
+        print(json.dumps(plan.document(), indent=2, sort_keys=True))
     else:
         from rich.console import Console
 
@@ -141,7 +139,7 @@ def plan_cmd(
 
         render_plan(plan, Console())
         print(f"saved {out}")
-    if detailed_exitcode and plan["run"]["diff"]["has_changes"]:
+    if detailed_exitcode and plan.run.diff["has_changes"]:
         raise SystemExit(2)
 
 
@@ -154,33 +152,29 @@ def apply_cmd(
     """Apply a plan: create or resume runs/<name>/ (spec.yaml, plan.json, state.json, lock), then train and evaluate."""
     from rich.console import Console
 
-    from flanctl.plan import DEFAULT_PLAN_PATH, load_plan, make_plan, save_plan
-    from flanctl.plan.apply import apply_plan
+    from flanctl.apply import apply_plan, default_stages
+    from flanctl.apply.stages import before_after_lines
+    from flanctl.plan import DEFAULT_PLAN_PATH, Plan, make_plan
 
     if target is None or target.endswith(".json"):
         if set_:
             raise FlanctlError("--set applies to a spec, not to a saved plan; run `flanctl plan SPEC --set ...` instead")
-        plan = load_plan(target or DEFAULT_PLAN_PATH)
+        plan = Plan.load(target or DEFAULT_PLAN_PATH)
     else:
+        from flanctl.data import realize_mixture
         from flanctl.spec import load_spec
 
-        from flanctl.data import realize_mixture
-
         plan = make_plan(load_spec(target, set_), overrides=set_, realize=realize_mixture)
-        save_plan(plan, DEFAULT_PLAN_PATH)
-    # Keras reads KERAS_BACKEND once (importing TensorFlow already fixes it), so set it first.
-    os.environ.setdefault("KERAS_BACKEND", plan["spec"]["distribution"]["backend"])
-    from flanctl.runtime import quiet_tensorflow_import
+        plan.save(DEFAULT_PLAN_PATH)
+    from flanctl.runtime import setup_process
 
-    quiet_tensorflow_import()
+    setup_process(plan.backend, plan.spec.distribution)
     console = Console(stderr=True)
-    from flanctl.evals.command import apply_evaluator, before_after_lines
-
-    scores: dict[str, dict] = {}
-    state = apply_plan(plan, console, replace=replace, evaluate=apply_evaluator(console, scores))
-    for line in before_after_lines(scores):
+    stages = default_stages(console)
+    state = apply_plan(plan, console, replace=replace, stages=stages)
+    for line in before_after_lines(stages.scores):
         print(line)
-    print(f"run {plan['run']['dir']}: {state.get('status')} at step {state.get('step', 0)}")
+    print(f"run {plan.run.dir}: {state.get('status')} at step {state.get('step', 0)}")
 
 
 @app.command("report")
@@ -213,7 +207,7 @@ def eval_cmd(
     write_predictions: Optional[str] = typer.Option(None, "--write-predictions", help="Also write the generated texts as JSONL ({suite} in the path: one file per suite)."),
     method: str = typer.Option("generate", "--method", help="MMLU: generate, or loglikelihood (rank the options)."),
     mmlu_cot_prompts: Optional[str] = typer.Option(None, "--mmlu-cot-prompts", help="JSON subject -> CoT prompt (default: <mmlu>/mmlu-cot.json, else dev exemplars without rationale)."),
-    batch_size: int = typer.Option(16, "--batch-size", help="Prompts decoded together."),
+    batch_size: int = typer.Option(EVAL_BATCH_SIZE, "--batch-size", help="Prompts decoded together."),
 ) -> None:
     """Evaluate a run, a checkpoint, a preset, or a predictions file with the paper's protocol."""
     import json

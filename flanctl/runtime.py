@@ -1,4 +1,9 @@
-"""Process set-up shared by the commands that load an ML framework.
+"""Process set-up: the one place that chooses the Keras backend and quiets framework logs.
+
+Keras fixes its backend at its first import, so every command that will load an ML framework
+calls `setup_process` first (apply, eval, the training worker, data commands that tokenize
+with a keras-hub tokenizer). Whoever calls it first in a process decides; later calls return
+the backend Keras already runs on, and callers that need another one start a child process.
 
 TensorFlow (pulled in by keras-hub's tokenizers and used for TensorBoard events) prints C++
 log banners from its shared libraries before Python logging exists; `TF_CPP_MIN_LOG_LEVEL`
@@ -11,14 +16,44 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
+
+DEFAULT_BACKEND = "jax"
+
+
+def loaded_backend() -> str | None:
+    """The backend Keras runs on in this process, or None before Keras is imported."""
+    if "keras" not in sys.modules:
+        return None
+    import keras
+
+    return keras.backend.backend()
+
+
+def setup_process(backend: str | None = None, distribution: Any = None) -> str:
+    """Choose the Keras backend (the spec's, else $KERAS_BACKEND, else jax) before Keras is
+    imported, let the backend set what it needs before it starts (virtual CPU devices for a
+    CPU mesh), and import TensorFlow quietly. Returns the backend Keras will run on: once
+    Keras is loaded that is the loaded one, whatever `backend` asks for.
+
+    `distribution` is the spec's `distribution` section (`DistributionSpec`).
+    """
+    loaded = loaded_backend()
+    if loaded is not None:
+        return loaded
+    name = backend or os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND
+    os.environ["KERAS_BACKEND"] = name
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if distribution is not None:
+        from flanctl.backends import get_backend
+
+        get_backend(name).prepare_environment(distribution.model_dump(mode="json"))
+    quiet_tensorflow_import()
+    return name
 
 
 def quiet_tensorflow_import() -> None:
-    """Import tensorflow once with C-level stderr silenced (no-op if already imported).
-
-    Importing TensorFlow imports Keras' backend config, which fixes the Keras backend: call
-    this only once `KERAS_BACKEND` is set (it does nothing otherwise).
-    """
+    """Import tensorflow once with C-level stderr silenced (no-op if already imported)."""
     if "tensorflow" in sys.modules or os.environ.get("FLANCTL_TF_LOGS") or not os.environ.get("KERAS_BACKEND"):
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -28,9 +28,10 @@ from test_train_loop import jax_compile_cache, make_plan  # noqa: F401  (the fix
 DRIVER = textwrap.dedent(
     """
     import json, os, sys
-    mode, plans = sys.argv[1], [json.load(open(p)) for p in sys.argv[2].split(",")]
-    from flanctl.train.job import prepare_backend
-    prepare_backend(plans[0])  # KERAS_BACKEND, and virtual CPU devices for a mesh
+    from flanctl.plan import Plan
+    from flanctl.runtime import setup_process
+    mode, plans = sys.argv[1], [Plan.load(p) for p in sys.argv[2].split(",")]
+    setup_process(plans[0].backend, plans[0].spec.distribution)  # KERAS_BACKEND, and virtual CPU devices for a mesh
     import keras, numpy as np
     from flanctl.runs import RunDir
     from flanctl.train.checkpoints import restore_checkpoint
@@ -59,9 +60,9 @@ DRIVER = textwrap.dedent(
                 p.set_state(s)
 
     def build(plan):
-        joined = plan.get("test_joined_processes")
+        joined = int(os.environ.get("TEST_JOINED_PROCESSES", "0"))
         factory = (lambda p, placement: Joined(p, joined)) if joined else None
-        t = Trainer(plan, RunDir(plan["run"]["dir"]), export=False, stream_factory=factory)
+        t = Trainer(plan, RunDir(plan.run.dir), export=False, stream_factory=factory)
         t.setup()
         return t
 
@@ -84,8 +85,8 @@ DRIVER = textwrap.dedent(
             import keras_hub
             import flanctl.models.palm  # registers the palm classes
 
-            result = run_training(plan, RunDir(plan["run"]["dir"]))
-            out["losses"] = [json.loads(l)["loss"] for l in open(RunDir(plan["run"]["dir"]).metrics_path)]
+            result = run_training(plan, RunDir(plan.run.dir))
+            out["losses"] = [json.loads(l)["loss"] for l in open(RunDir(plan.run.dir).metrics_path)]
             fresh = build(plan)  # new weights from the seed, then the checkpoint on top
             restore_checkpoint(fresh.run.latest_checkpoint()[1], fresh.model, fresh.optimizer, fresh.placement)
             exported = keras_hub.models.CausalLM.from_preset(result["export"])
@@ -105,11 +106,10 @@ DRIVER = textwrap.dedent(
 )
 
 
-def run_driver(tmp_path: Path, plans: list[dict], mode: str, *extra: str, env: dict | None = None, wait: bool = True):
+def run_driver(tmp_path: Path, plans: list, mode: str, *extra: str, env: dict | None = None, wait: bool = True):
     files = []
     for plan in plans:
-        plan_file = tmp_path / f"{plan['spec']['name']}-plan.json"
-        plan_file.write_text(json.dumps(plan))
+        plan_file = plan.save(tmp_path / f"{plan.spec.name}-plan.json")
         files.append(str(plan_file))
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
@@ -149,11 +149,11 @@ def test_backend_trains_and_checkpoint_reloads_same_logits(tmp_path, backend):
 
 
 def mesh_plan(tmp_path, name, processes=1, coordinator=None, steps=6):
-    plan = make_plan(tmp_path, name=name, steps=steps, ckpt=steps, log=1)
-    dist = plan["spec"]["distribution"]
-    dist["mesh"] = {"data": 2, "model": 4}
-    dist["processes"] = {"count": processes, "devices_per_process": 8 // processes, "coordinator": coordinator}
-    return plan
+    settings = ["distribution.mesh.data=2", "distribution.mesh.model=4",
+                f"distribution.processes.count={processes}", f"distribution.processes.devices_per_process={8 // processes}"]
+    if coordinator:
+        settings.append(f"distribution.processes.coordinator={coordinator}")
+    return make_plan(tmp_path, name=name, steps=steps, ckpt=steps, log=1, settings=tuple(settings))
 
 
 def test_model_parallel_2x4_on_8_cpu_devices_matches_one_device(tmp_path):
@@ -183,11 +183,11 @@ def test_two_jax_processes_match_one_device_and_checkpoint_reloads(tmp_path):
     chief = next(o for o in outs if o["process_index"] == 0)
     assert chief["devices"] == 8
     single_plan = make_plan(tmp_path, name="single", steps=6, ckpt=6, log=1)
-    single_plan["test_joined_processes"] = 2  # the same global batches as the two processes
-    [single] = run_driver(tmp_path, [single_plan], "train")
+    # the same global batches as the two processes
+    [single] = run_driver(tmp_path, [single_plan], "train", env={"TEST_JOINED_PROCESSES": "2"})
     assert chief["losses"] == pytest.approx(single["losses"], rel=1e-4)
     # The orbax checkpoint written by two processes under ModelParallel reloads on one device.
-    ckpt = Path(plan["run"]["dir"]) / "checkpoints" / "step_6"
+    ckpt = Path(plan.run.dir) / "checkpoints" / "step_6"
     assert (ckpt / "state").is_dir() and (ckpt / "data_state_1.json").exists()
     [reloaded] = run_driver(tmp_path, [make_plan(tmp_path, name="reload", steps=6, ckpt=6, log=1)], "reload-from", str(ckpt))
     assert reloaded["data_state_loaded"] is False  # one process cannot take over two data shards
@@ -198,9 +198,9 @@ def test_two_jax_processes_match_one_device_and_checkpoint_reloads(tmp_path):
 @pytest.mark.slow
 def test_two_torch_processes_stay_identical_ddp(tmp_path):
     """torch DDP over gloo: gradients are averaged, so both ranks end with the same weights."""
-    plan = make_plan(tmp_path, name="ddp", steps=6, ckpt=6, log=1, backend="torch")
-    plan["spec"]["distribution"]["mesh"] = {"data": 2, "model": 1}
-    plan["spec"]["distribution"]["processes"] = {"count": 2, "devices_per_process": 1, "coordinator": f"127.0.0.1:{free_port()}"}
+    plan = make_plan(tmp_path, name="ddp", steps=6, ckpt=6, log=1, backend="torch",
+                     settings=("distribution.mesh.data=2", "distribution.processes.count=2",
+                               f"distribution.processes.coordinator=127.0.0.1:{free_port()}"))
     procs = [run_driver(tmp_path, [plan], "train", env={"FLANCTL_PROCESS_ID": str(i)}, wait=False) for i in range(2)]
     outs = sorted((collect(p)[0] for p in procs), key=lambda o: o["process_index"])
     assert [o["process_index"] for o in outs] == [0, 1]

@@ -58,7 +58,7 @@ def test_builtin_scores():
 
 def test_builtin_rejects_training_tasks():
     with pytest.raises(FlanctlError, match="not a held-out built-in task"):
-        make_suite("builtin", tasks=["parity"]).load(None, limit=2)
+        make_suite("builtin", builtin_tasks=["parity"]).load(None, limit=2)
     result = run_suite("builtin", FixedPredictor("No"), None, limit=4, builtin_tasks=["anagram_check"])
     assert list(result["tasks"]) == ["anagram_check"]
 

@@ -58,9 +58,9 @@ def test_trained_tiny_model_end_to_end_through_the_cli(tmp_path, monkeypatch, ca
                  "model.architecture.max_sequence_length=128", "model.tokenizer.kind=byte", "model.tokenizer.path=null"]
     monkeypatch.chdir(tmp_path)
     plan = make_plan(load_spec(quickstart, overrides))
-    run = RunDir(plan["run"]["dir"])
+    run = RunDir(plan.run.dir)
     run.root.mkdir(parents=True, exist_ok=True)
-    run.plan_path.write_text(json.dumps(plan))
+    run.plan_path.write_text(json.dumps(plan.document()))
     final = run_training(plan, run, None)
     assert Path(final["export"]).is_dir()
     record_last_run(tmp_path, run.root)

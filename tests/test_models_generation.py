@@ -130,7 +130,7 @@ def test_loglikelihood_equals_full_forward_log_softmax(lm, predictor):
 
 def test_zero_new_tokens_and_errors(lm, predictor):
     assert predictor.generate(["a", "b"], 0, stop=[]) == [[""], [""]]
-    with pytest.raises(FlanctlError, match="unknown family"):
+    with pytest.raises(FlanctlError, match="unknown model family"):
         KerasPredictor(lm, TOK, "gpt")
     big = build_model(dict(TINY, vocab_size=300, num_layers=1), "palm")
     with pytest.raises(FlanctlError, match="no tokenizer"):

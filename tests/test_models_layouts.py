@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from flanctl.errors import FlanctlError
-from flanctl.models.layouts import PALM_RULES, layout_rules
+from flanctl.models.families.palm import PALM_RULES
+from flanctl.models.layouts import layout_rules
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,7 +22,7 @@ import numpy as np
 import jax, keras
 from flanctl.catalog.models import SIZES
 from flanctl.models import build_model, layout_map
-from flanctl.models.layouts import PALM_RULES
+from flanctl.models.families.palm import PALM_RULES
 
 assert len(jax.devices()) == 8, jax.devices()
 arch = dict(SIZES["palm"]["tiny"], vocab_size=259)

@@ -131,11 +131,11 @@ def test_loglikelihood_equals_keras_hub_forward_on_its_own_framing(predictor, pr
 
 
 def test_errors_name_the_fix(preset_dir):
-    from flanctl.models.generation.keras_hub_task import KerasHubEngine
+    from flanctl.models.generation.keras_hub_causal_lm import KerasHubCausalLMEngine
 
     model, tok = load_model(preset_dir)
     with pytest.raises(FlanctlError, match="KerasHubSeq2SeqEngine"):
-        KerasHubEngine(model, tok)
+        KerasHubCausalLMEngine(model, tok)
     bare = keras_hub.models.T5Seq2SeqLM(backbone=model.backbone, preprocessor=None)
     with pytest.raises(FlanctlError, match="no preprocessor"):
         KerasPredictor(bare, None, "preset")

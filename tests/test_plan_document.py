@@ -41,7 +41,7 @@ def test_hash_roundtrip_and_tamper(tmp_path):
     out = save_plan(plan, tmp_path / "p.json")
     assert load_plan(out) == plan
     data = json.loads(out.read_text())
-    data["train"]["steps"] = 999
+    data["spec"]["train"]["steps"] = 999
     out.write_text(json.dumps(data))
     with pytest.raises(FlanctlError, match="modified after it was made"):
         load_plan(out)
@@ -58,8 +58,8 @@ def test_load_plan_errors_are_one_line(tmp_path):
 
 
 def test_plan_is_deterministic(tmp_path):
-    assert plan_for(tmp_path)["plan_hash"] == plan_for(tmp_path)["plan_hash"]
-    assert plan_for(tmp_path, overrides=["train.steps=30"])["plan_hash"] != plan_for(tmp_path)["plan_hash"]
+    assert plan_for(tmp_path).plan_hash == plan_for(tmp_path).plan_hash
+    assert plan_for(tmp_path, overrides=["train.steps=30"]).plan_hash != plan_for(tmp_path).plan_hash
 
 
 def test_stale_when_spec_or_base_changes(tmp_path):
@@ -89,7 +89,7 @@ def test_stale_when_local_input_changes(tmp_path):
         "    - {name: mine, proportion: 1.0, user_tasks: [{name: add, source: {kind: local, path: tasks.jsonl}}]}",
     )
     plan = plan_for(tmp_path, text)
-    assert plan["inputs"]["tasks.jsonl"].startswith("sha256:")
+    assert plan.inputs["tasks.jsonl"].startswith("sha256:")
     check_fresh(plan)
     data.write_text('{"inputs": "1+1", "targets": "3"}\n')
     with pytest.raises(FlanctlError, match="input tasks.jsonl changed"):
@@ -100,12 +100,12 @@ def test_sentencepiece_model_trained_by_apply_does_not_stale_the_plan(tmp_path):
     """A missing SentencePiece model is made by apply from the spec: not an input until it exists."""
     text = TINY.replace("model: {family: palm, size: tiny}", "model: {family: palm, size: tiny, tokenizer: {kind: sentencepiece, path: tok/spm.model}}")
     plan = plan_for(tmp_path, text)
-    assert "tok/spm.model" not in plan["inputs"]
+    assert "tok/spm.model" not in plan.inputs
     (tmp_path / "tok").mkdir()
     (tmp_path / "tok" / "spm.model").write_bytes(b"trained by apply")
     check_fresh(plan)  # what apply made from this very spec is not a change
     replanned = plan_for(tmp_path, text)
-    assert replanned["inputs"]["tok/spm.model"].startswith("sha256:")
+    assert replanned.inputs["tok/spm.model"].startswith("sha256:")
     (tmp_path / "tok" / "spm.model").write_bytes(b"swapped by hand")
     with pytest.raises(FlanctlError, match="input tok/spm.model changed"):
         check_fresh(replanned)
@@ -113,49 +113,49 @@ def test_sentencepiece_model_trained_by_apply_does_not_stale_the_plan(tmp_path):
 
 def test_tiny_plan_sections(tmp_path):
     plan = plan_for(tmp_path)
-    assert plan["model"]["architecture"]["vocab_size"] == 259
-    assert plan["compute"]["tokens_per_step"] == 4 * 96
-    assert plan["compute"]["finetune_tokens"] == 20 * 4 * 96
-    assert plan["compute"]["finetune_flops"] == 6 * plan["model"]["params"] * 20 * 4 * 96
-    assert plan["compute"]["pretrain_flops"] is None and plan["compute"]["finetune_fraction"] is None
-    mem = plan["memory"]
+    assert plan.model.architecture["vocab_size"] == 259
+    assert plan.compute["tokens_per_step"] == 4 * 96
+    assert plan.compute["finetune_tokens"] == 20 * 4 * 96
+    assert plan.compute["finetune_flops"] == 6 * plan.model.params * 20 * 4 * 96
+    assert plan.compute["pretrain_flops"] is None and plan.compute["finetune_fraction"] is None
+    mem = plan.memory
     assert mem["fits"] is True and mem["per_device_bytes"] == pytest.approx(sum(mem["terms"].values()))
     assert mem["activations_remat"] < mem["activations_no_remat"]
-    mix = plan["mixture"]
+    mix = plan.mixture
     assert mix["collections"][0]["tasks"] >= 16 and mix["collections"][0]["max_examples"] == 50 * mix["collections"][0]["tasks"]
     assert mix["realized"] is None
-    suites = {s["name"]: s for s in plan["eval"]["suites"]}
+    suites = {s["name"]: s for s in plan.eval["suites"]}
     assert suites["bbh"]["examples"] == 5 * 27 and suites["bbh"]["full_examples"] == 6511
     assert suites["builtin"]["subtasks"] == 4
-    assert plan["run"]["diff"]["action"] == "create"
+    assert plan.run.diff["action"] == "create"
 
 
 def test_memory_optimizers_and_remat(tmp_path):
-    ada = plan_for(tmp_path)["memory"]
-    adam = plan_for(tmp_path, overrides=["train.optimizer=adamw"])["memory"]
-    params = plan_for(tmp_path)["model"]["params"]
+    ada = plan_for(tmp_path).memory
+    adam = plan_for(tmp_path, overrides=["train.optimizer=adamw"]).memory
+    params = plan_for(tmp_path).model.params
     assert adam["terms"]["optimizer"] == 2 * params * 4
     # FactoredAdafactor: rows + cols per matrix only, far less than Adam's two moments
     # (a few percent of the parameters for a tiny model, <0.1% at 540B).
     assert ada["terms"]["optimizer"] < 0.1 * ada["terms"]["params"]
     assert ada["terms"]["optimizer"] < adam["terms"]["optimizer"]
-    sharded = plan_for(tmp_path, overrides=["distribution.mesh.model=2", "distribution.processes.devices_per_process=2"])["memory"]
+    sharded = plan_for(tmp_path, overrides=["distribution.mesh.model=2", "distribution.processes.devices_per_process=2"]).memory
     assert sharded["terms"]["params"] == pytest.approx(ada["terms"]["params"] / 2)
 
 
 def test_memory_not_fitting_names_largest_term(tmp_path):
     plan = plan_for(tmp_path, overrides=["model.size=540b", "distribution.device=tpu-v5e"])
-    mem = plan["memory"]
+    mem = plan.memory
     assert mem["fits"] is False
     assert mem["largest"] == max(mem["terms"], key=mem["terms"].get)
-    assert any(n.startswith("memory: does not fit") for n in plan["notes"])
+    assert any(n.startswith("memory: does not fit") for n in plan.notes)
 
 
 def test_t5_flops_count_encoder_and_decoder_separately(tmp_path):
     plan = plan_for(tmp_path, TINY.replace("family: palm", "family: t5"))
-    c = plan["compute"]
+    c = plan.compute
     assert "N_enc" in c["flops_method"]
-    assert c["finetune_flops"] < 6 * plan["model"]["params"] * c["finetune_tokens"]
+    assert c["finetune_flops"] < 6 * plan.model.params * c["finetune_tokens"]
 
 
 def test_full_flan_mixture_subset_counts(tmp_path):
@@ -164,7 +164,7 @@ def test_full_flan_mixture_subset_counts(tmp_path):
         "    - {name: muffin, proportion: 52}\n    - {name: t0_sf, proportion: 15}\n    - {name: cot, proportion: 3}\n"
         "    - {name: niv2, proportion: 30, exclude_tasks: [task001]}",
     )
-    mix = plan_for(tmp_path, text)["mixture"]
+    mix = plan_for(tmp_path, text).mixture
     assert mix["proportions_named"] == "A"
     assert mix["expected"]["tasks"] == 1835
     assert mix["expected"]["datasets"] is None  # a partial NIV2 has unknown dataset counts
@@ -172,18 +172,18 @@ def test_full_flan_mixture_subset_counts(tmp_path):
 
 def test_diff_resume_replace_and_none(tmp_path):
     plan = plan_for(tmp_path)
-    run = RunDir(plan["run"]["dir"])
+    run = RunDir(plan.run.dir)
     run.root.mkdir(parents=True)
-    (run.plan_path).write_text(json.dumps(plan))
+    (run.plan_path).write_text(json.dumps(plan.document()))
     run.write_state({"status": "running", "step": 10})
     (run.checkpoints_dir / "step_10").mkdir(parents=True)
-    more = plan_for(tmp_path, overrides=["train.steps=40"])["run"]["diff"]
+    more = plan_for(tmp_path, overrides=["train.steps=40"]).run.diff
     assert more["action"] == "resume" and more["step"] == 10
     assert [c["path"] for c in more["changes"]] == ["train.steps"] and not more["changes"][0]["invalidates"]
-    bigger = plan_for(tmp_path, overrides=["model.size=mini"])["run"]["diff"]
+    bigger = plan_for(tmp_path, overrides=["model.size=mini"]).run.diff
     assert bigger["action"] == "replace" and any(c["invalidates"] for c in bigger["changes"])
     run.write_state({"status": "completed", "step": 20})
-    same = plan_for(tmp_path)["run"]["diff"]
+    same = plan_for(tmp_path).run.diff
     assert same["action"] == "none" and same["has_changes"] is False
 
 
@@ -197,9 +197,9 @@ def test_cli_detailed_exitcode_and_stale_apply(tmp_path):
     assert res.returncode == 2, res.stderr  # a new run is a change
     assert "Mixture" in res.stdout and (tmp_path / ".flanctl" / "plan.json").is_file()
     plan = load_plan(tmp_path / ".flanctl" / "plan.json")
-    run = RunDir(plan["run"]["dir"])
+    run = RunDir(plan.run.dir)
     run.root.mkdir(parents=True)
-    run.plan_path.write_text(json.dumps(plan))
+    run.plan_path.write_text(json.dumps(plan.document()))
     run.write_state({"status": "completed", "step": 20})
     assert _cli(["plan", str(spec), "--detailed-exitcode"], tmp_path).returncode == 0
     spec.write_text(TINY.replace("steps: 20", "steps: 25"))

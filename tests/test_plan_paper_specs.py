@@ -47,8 +47,8 @@ def test_paper_hyperparameters(path, tmp_path):
     assert (spec.mixture.inputs_length, spec.mixture.targets_length, spec.mixture.packing) == (2048, 512, True)
     assert spec.eval.suites == ["mmlu", "mmlu-cot", "bbh", "bbh-cot", "tydiqa", "mgsm"]
     plan = make_plan(load_spec(path), runs_root=tmp_path)
-    assert plan["mixture"]["proportions_named"] == "B"
-    assert plan["mixture"]["expected"] == {"tasks": 1836, "datasets": 473, "categories": 146}
+    assert plan.mixture["proportions_named"] == "B"
+    assert plan.mixture["expected"] == {"tasks": 1836, "datasets": 473, "categories": 146}
 
 
 TABLE22 = {  # spec -> (steps, batch, lr, dropout)
@@ -71,7 +71,7 @@ def test_table22_hyperparameters(name, row):
     ("flan_palm", ("palm", "540b")), ("flan_cont_palm_62b", ("cont-palm", "62b")),
 ])
 def test_table2_flan_palm_rows_within_10_percent(name, key, tmp_path):
-    c = make_plan(load_spec(REPO / "specs" / f"{name}.yaml"), runs_root=tmp_path)["compute"]
+    c = make_plan(load_spec(REPO / "specs" / f"{name}.yaml"), runs_root=tmp_path).compute
     pre, ft, pct = PAPER_TABLE2[key]
     assert c["pretrain_flops"] == pytest.approx(pre, rel=0.1)
     assert c["finetune_flops"] == pytest.approx(ft, rel=0.1)
@@ -83,22 +83,22 @@ def test_table2_flan_palm_rows_within_10_percent(name, key, tmp_path):
 
 def test_u_palm_row_is_flagged_not_copied(tmp_path):
     plan = make_plan(load_spec(REPO / "specs" / "flan_u_palm_540b.yaml"), runs_root=tmp_path)
-    c = plan["compute"]
+    c = plan.compute
     assert c["paper_table2"]["consistent"] is False
     assert c["finetune_flops"] == pytest.approx(8.0e21, rel=0.02)  # 30k steps, not the printed 5.6e21
-    assert any("Flan-U-PaLM row is inconsistent" in n for n in plan["notes"])
+    assert any("Flan-U-PaLM row is inconsistent" in n for n in plan.notes)
 
 
 def test_540b_time_matches_paper_order(tmp_path):
     plan = make_plan(load_spec(REPO / "specs" / "flan_palm.yaml"), runs_root=tmp_path)
     # The paper: Flan-PaLM 540B finetuned on 512 TPU v4 chips for 37 hours.
-    assert plan["compute"]["time"]["devices"] == 512
-    assert 20 < plan["compute"]["time"]["hours"] < 60
+    assert plan.compute["time"]["devices"] == 512
+    assert 20 < plan.compute["time"]["hours"] < 60
     # With weights, gradients and factored Adafactor state over data x model (2D layout) and
     # remat, the paper's 540B run fits the 32 GiB of a TPU v4 chip.
-    mem = plan["memory"]
+    mem = plan.memory
     assert mem["fits"] is True and mem["per_device_bytes"] < mem["device_bytes"] == 32 * 2**30
-    assert mem["terms"]["params"] == pytest.approx(plan["model"]["params"] * 2 / 512)
+    assert mem["terms"]["params"] == pytest.approx(plan.model.params * 2 / 512)
 
 
 def test_plan_cli_json_is_fast_and_framework_free(tmp_path):
@@ -118,7 +118,7 @@ def test_plan_cli_json_is_fast_and_framework_free(tmp_path):
     )
     assert res.returncode == 0, res.stderr
     plan = json.loads(res.stdout)
-    for key in ("family", "size", "params"):
+    for key in ("family", "size", "params", "encoder_decoder", "packed"):
         assert key in plan["model"]
     for key in ("tokens_per_step", "finetune_tokens", "finetune_flops", "pretrain_flops", "finetune_fraction"):
         assert key in plan["compute"]
@@ -133,11 +133,11 @@ def test_plan_realizes_local_builtin_mixture_and_not_hub_ones(tmp_path):
     from flanctl.data import realize_mixture
 
     quick = make_plan(load_spec(REPO / "examples" / "quickstart.yaml"), runs_root=tmp_path, realize=realize_mixture)
-    realized = quick["mixture"]["realized"]
+    realized = quick.mixture["realized"]
     assert {t["name"] for t in realized["tasks"]} == set(BUILTIN_TRAIN_TASKS)
-    cap = quick["spec"]["mixture"]["collections"][0]["cap"]
+    cap = quick.spec.mixture.collections[0].cap
     assert all(t["count"] == cap for t in realized["tasks"])
     assert sum(t["rate"] for t in realized["tasks"]) == pytest.approx(1.0)
     # The paper's collections live on the hub: nothing is downloaded at plan time.
     palm = make_plan(load_spec(REPO / "specs" / "flan_palm.yaml"), runs_root=tmp_path, realize=realize_mixture)
-    assert palm["mixture"]["realized"] is None
+    assert palm.mixture["realized"] is None

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from flanctl.catalog.builtin import BUILTIN_HELD_OUT_TASKS, BUILTIN_TRAIN_TASKS
-from flanctl.plan import make_plan
+from flanctl.plan import Plan, make_plan
 from flanctl.report.rundata import RunRecord
 from flanctl.report.scaling import num_finetuning_tasks
 from flanctl.spec.loader import load_spec
@@ -38,10 +38,10 @@ def test_grid_spec_plans_and_trains_only_on_training_tasks(path):
     assert spec.eval.suites == ["builtin"] and not spec.eval.builtin_tasks  # the catalog's held-out set
     plan = make_plan(loaded)
     # The plan and the report count the same number of finetuning tasks.
-    record = RunRecord(name=spec.name, root=path, plan=json.loads(json.dumps(plan)), spec=loaded.data,
+    record = RunRecord(name=spec.name, root=path, plan=json.loads(json.dumps(plan.document())), spec=loaded.data,
                        metrics=[], evals={}, evals_before={})
     assert num_finetuning_tasks(record) == int(count)
-    assert plan["memory"]["fits"] is True
+    assert plan.memory["fits"] is True
 
 
 def test_runs_of_one_size_differ_only_in_tasks_and_name():
@@ -60,7 +60,7 @@ def test_runs_of_one_size_differ_only_in_tasks_and_name():
 
 
 def test_model_sizes_grow():
-    params = [make_plan(load_spec(SCALING / "grid" / f"{s}-t01.yaml"))["model"]["params"] for s in "sml"]
+    params = [make_plan(load_spec(SCALING / "grid" / f"{s}-t01.yaml")).model.params for s in "sml"]
     assert params == sorted(params) and params[0] * 4 < params[-1]
 
 
@@ -81,7 +81,7 @@ def test_run_py_end_to_end_with_shared_tokenizer(tmp_path):
         run = tmp_path / "runs" / f"scaling-s-t{k:02d}"
         assert json.loads((run / "evals" / "builtin.json").read_text())["n"] == 4
         assert (run / "evals" / "builtin.before.json").exists()  # the untrained model's score
-        assert json.loads((run / "plan.json").read_text())["spec"]["model"]["tokenizer"]["kind"] == "sentencepiece"
+        assert Plan.load(run / "plan.json").spec.model.tokenizer.kind == "sentencepiece"
     report = tmp_path / "reports" / "scaling"
     assert (report / "scaling.png").read_bytes().startswith(b"\x89PNG")
     assert "scaling-s-t04" in (report / "report.md").read_text()

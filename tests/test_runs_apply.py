@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from flanctl.errors import FlanctlError
-from flanctl.plan import make_plan
-from flanctl.plan.apply import apply_plan
+from flanctl.plan import Plan, make_plan
+from flanctl.apply import Stages, apply_plan
 from flanctl.runs import RunDir, last_run, record_last_run
 from flanctl.spec import load_spec
 
@@ -96,66 +96,66 @@ def test_lock_excludes_a_second_process(tmp_path):
 
 def test_apply_plumbing_creates_run_files(tmp_path):
     plan = make(tmp_path)
-    state = apply_plan(plan, trainer=False, cwd=tmp_path)
-    run = RunDir(plan["run"]["dir"])
-    assert state["status"] == "planned" and state["plan_hash"] == plan["plan_hash"]
-    assert yaml.safe_load(run.spec_path.read_text()) == plan["spec"]
-    assert json.loads(run.plan_path.read_text()) == plan
+    state = apply_plan(plan, stages=Stages(), cwd=tmp_path)
+    run = RunDir(plan.run.dir)
+    assert state["status"] == "planned" and state["plan_hash"] == plan.plan_hash
+    assert yaml.safe_load(run.spec_path.read_text()) == plan.spec.model_dump(mode="json")
+    assert Plan.load(run.plan_path) == plan and json.loads(run.plan_path.read_text()) == plan.document()
     assert run.read_state()["history"][-1]["action"] == "create"
     assert last_run(tmp_path) == run.root
 
 
 def test_apply_refused_while_another_apply_holds_the_run(tmp_path):
     plan = make(tmp_path)
-    proc = _hold_lock(plan["run"]["dir"])
+    proc = _hold_lock(plan.run.dir)
     try:
         with pytest.raises(FlanctlError, match="locked by another apply"):
-            apply_plan(plan, trainer=False, cwd=tmp_path)
+            apply_plan(plan, stages=Stages(), cwd=tmp_path)
     finally:
         proc.kill()
         proc.wait()
-    assert not RunDir(plan["run"]["dir"]).state_path.exists()
+    assert not RunDir(plan.run.dir).state_path.exists()
 
 
 def test_apply_calls_trainer_and_records_completion(tmp_path):
     plan = make(tmp_path)
     seen = {}
 
-    def trainer(p, run, console):
-        seen["hash"] = p["plan_hash"]
+    def trainer(p, run):
+        seen["hash"] = p.plan_hash
         assert run.read_state()["status"] == "running"
-        run.update_state(step=p["spec"]["train"]["steps"])
+        run.update_state(step=p.spec.train.steps)
         return {"loss": 1.5}
 
-    state = apply_plan(plan, trainer=trainer, cwd=tmp_path)
-    assert seen["hash"] == plan["plan_hash"]
+    state = apply_plan(plan, stages=Stages(train=trainer), cwd=tmp_path)
+    assert seen["hash"] == plan.plan_hash
     assert (state["status"], state["step"], state["metrics"]) == ("completed", 20, {"loss": 1.5})
     # Planning again now finds nothing to do.
-    assert make(tmp_path)["run"]["diff"]["action"] == "none"
+    assert make(tmp_path).run.diff["action"] == "none"
 
 
 def test_failed_training_is_recorded(tmp_path):
     plan = make(tmp_path)
 
-    def trainer(p, run, console):
+    def trainer(p, run):
         raise RuntimeError("out of memory")
 
     with pytest.raises(RuntimeError):
-        apply_plan(plan, trainer=trainer, cwd=tmp_path)
-    state = RunDir(plan["run"]["dir"]).read_state()
+        apply_plan(plan, stages=Stages(train=trainer), cwd=tmp_path)
+    state = RunDir(plan.run.dir).read_state()
     assert state["status"] == "failed" and "out of memory" in state["error"]
 
 
 def test_invalidating_change_needs_replace(tmp_path):
     plan = make(tmp_path)
-    apply_plan(plan, trainer=False, cwd=tmp_path)
-    run = RunDir(plan["run"]["dir"])
+    apply_plan(plan, stages=Stages(), cwd=tmp_path)
+    run = RunDir(plan.run.dir)
     (run.checkpoints_dir / "step_10").mkdir(parents=True)
     run.update_state(step=10)
     changed = make(tmp_path, ["model.size=mini"])
     with pytest.raises(FlanctlError, match=r"checkpoint at step 10 is invalidated by model\.size"):
-        apply_plan(changed, trainer=False, cwd=tmp_path)
-    state = apply_plan(changed, trainer=False, cwd=tmp_path, replace=True)
+        apply_plan(changed, stages=Stages(), cwd=tmp_path)
+    state = apply_plan(changed, stages=Stages(), cwd=tmp_path, replace=True)
     assert state["step"] == 0 and run.latest_checkpoint() is None
     assert (run.root / "checkpoints.replaced-10-0" / "step_10").is_dir()
 
@@ -165,5 +165,5 @@ def test_apply_refuses_stale_plan(tmp_path):
     time.sleep(0.01)
     (tmp_path / "tiny.yaml").write_text(TINY.replace("steps: 20", "steps: 21"))
     with pytest.raises(FlanctlError, match="stale plan"):
-        apply_plan(plan, trainer=False, cwd=tmp_path)
-    assert not Path(plan["run"]["dir"]).exists()
+        apply_plan(plan, stages=Stages(), cwd=tmp_path)
+    assert not Path(plan.run.dir).exists()

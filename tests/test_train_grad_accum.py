@@ -57,9 +57,8 @@ def token_nll(model, batch) -> np.ndarray:
 
 
 def trainer_with(tmp_path, accum: int, batch: dict, optimizer: str = "adafactor") -> Trainer:
-    plan = make_plan(tmp_path, name=f"accum{accum}-{optimizer}", accum=accum)
-    plan["spec"]["train"]["optimizer"] = optimizer
-    t = Trainer(plan, RunDir(plan["run"]["dir"]), export=False, stream_factory=lambda p, placement: Repeat(batch))
+    plan = make_plan(tmp_path, name=f"accum{accum}-{optimizer}", accum=accum, settings=(f"train.optimizer={optimizer}",))
+    t = Trainer(plan, RunDir(plan.run.dir), export=False, stream_factory=lambda p, placement: Repeat(batch))
     t.setup()
     return t
 

@@ -56,15 +56,15 @@ def jax_compile_cache(tmp_path_factory):
     return path
 
 
-def make_plan(tmp_path: Path, name: str = "t", steps: int = 12, ckpt: int = 4, log: int = 1, accum: int = 1, dropout: float = 0.0, backend: str = "jax") -> dict:
+def make_plan(tmp_path: Path, name: str = "t", steps: int = 12, ckpt: int = 4, log: int = 1, accum: int = 1, dropout: float = 0.0,
+              backend: str = "jax", settings: tuple[str, ...] = ()):
+    """The plan of the tiny spec, run directory under tmp_path/runs; `settings` are `--set` overrides."""
     from flanctl.plan import make_plan as plan_of
     from flanctl.spec import load_spec
 
     spec = tmp_path / f"{name}.yaml"
     spec.write_text(SPEC.format(name=name, steps=steps, ckpt=ckpt, log=log, accum=accum, dropout=dropout, backend=backend))
-    plan = plan_of(load_spec(spec))
-    plan["run"]["dir"] = str(tmp_path / "runs" / name)
-    return plan
+    return plan_of(load_spec(spec, list(settings)), runs_root=tmp_path / "runs", overrides=list(settings))
 
 
 def losses(run: RunDir) -> list[float]:
@@ -78,7 +78,7 @@ def weights(model) -> list[np.ndarray]:
 def train_in_process(plan, export=False):
     from flanctl.train.trainer import Trainer
 
-    trainer = Trainer(plan, RunDir(plan["run"]["dir"]), export=export)
+    trainer = Trainer(plan, RunDir(plan.run.dir), export=export)
     trainer.setup()
     result = trainer.run_loop()
     return trainer, result
@@ -87,13 +87,13 @@ def train_in_process(plan, export=False):
 def test_train_export_and_resume_from_checkpoint(tmp_path, capsys):
     plan = make_plan(tmp_path, name="whole", steps=16, ckpt=5, log=2, dropout=0.05)
     trainer, result = train_in_process(plan, export=True)
-    run = RunDir(plan["run"]["dir"])
+    run = RunDir(plan.run.dir)
     rows = [json.loads(line) for line in run.metrics_path.read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(2, 17, 2))
     assert set(rows[0]) == {"step", "loss", "lr", "tokens", "tokens_per_s", "mfu", "time"}
     assert rows[-1]["loss"] < rows[0]["loss"]  # it learns
     assert rows[-1]["tokens"] == 16 * 8 * 64
-    assert result["params"] == plan["model"]["params"]  # the model the plan counted
+    assert result["params"] == plan.model.params  # the model the plan counted
     assert [s for s, _ in run.checkpoints()] == [15, 16]  # keep_checkpoints=2, the end is saved
     assert list(run.tb_dir.glob("events.out.tfevents.*"))
     state = run.read_state()
@@ -115,18 +115,17 @@ def test_train_export_and_resume_from_checkpoint(tmp_path, capsys):
     part = make_plan(tmp_path, name="part", steps=10, ckpt=5, log=2, dropout=0.05)
     train_in_process(part)
     capsys.readouterr()
-    part["spec"]["train"]["steps"] = 16
+    part = make_plan(tmp_path, name="part", steps=16, ckpt=5, log=2, dropout=0.05)
     resumed, _ = train_in_process(part)
     assert "resuming from step 10" in capsys.readouterr().out
-    assert losses(RunDir(part["run"]["dir"])) == pytest.approx(losses(run), rel=1e-5)
+    assert losses(RunDir(part.run.dir)) == pytest.approx(losses(run), rel=1e-5)
     for got, want in zip(weights(resumed.model), weights(trainer.model)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
     # model.checkpoint: a new run starts from the exported weights, not from scratch.
-    warm = make_plan(tmp_path, name="warm", steps=1, ckpt=1, log=1, dropout=0.05)
-    warm["spec"]["model"]["checkpoint"] = str(run.export_dir)
+    warm = make_plan(tmp_path, name="warm", steps=1, ckpt=1, log=1, dropout=0.05, settings=(f"model.checkpoint={run.export_dir}",))
     warm_trainer, _ = train_in_process(warm)
-    assert losses(RunDir(warm["run"]["dir"]))[0] < rows[0]["loss"] - 0.3
+    assert losses(RunDir(warm.run.dir))[0] < rows[0]["loss"] - 0.3
 
 
 @pytest.mark.slow
@@ -149,10 +148,10 @@ def test_sigkill_mid_training_then_resume_equals_uninterrupted(tmp_path, capsys)
     """A worker process is SIGKILLed after its first checkpoint; re-applying resumes there and
     ends with the same weights and per-step losses as a run that was never interrupted."""
     plan = make_plan(tmp_path, name="killed", steps=40, ckpt=5, dropout=0.05)
-    run = RunDir(plan["run"]["dir"])
+    run = RunDir(plan.run.dir)
     run.root.mkdir(parents=True)
     plan_file = tmp_path / "plan.json"
-    plan_file.write_text(json.dumps(plan))
+    plan_file.write_text(json.dumps(plan.document()))
     env = {**os.environ, "KERAS_BACKEND": "jax"}
     proc = subprocess.Popen([sys.executable, "-m", "flanctl.train.worker", str(plan_file), str(run.root)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -174,7 +173,7 @@ def test_sigkill_mid_training_then_resume_equals_uninterrupted(tmp_path, capsys)
     reference_plan = make_plan(tmp_path, name="whole", steps=40, ckpt=40, dropout=0.05)
     trainer, whole = train_in_process(reference_plan)
     assert resumed["step"] == whole["step"] == 40
-    assert [r for r in losses(run)] == pytest.approx(losses(RunDir(reference_plan["run"]["dir"])), rel=1e-5, abs=1e-6)
+    assert [r for r in losses(run)] == pytest.approx(losses(RunDir(reference_plan.run.dir)), rel=1e-5, abs=1e-6)
     for got, want in zip(resumed_model_weights, weights(trainer.model)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 

@@ -83,8 +83,8 @@ def test_stream_gives_unpacked_encoder_decoder_rows_for_a_seq2seq_preset(preset_
     assert is_encoder_decoder(spec, preset_dir)
     assert not is_encoder_decoder(spec.model_copy(update={"model": spec.model.model_copy(update={"preset": "gpt2"})}), preset_dir)
     plan = make_plan(loaded, runs_root=preset_dir / "runs")
-    assert plan["mixture"]["packing"] is False
-    assert any("mixture.packing: off for model.family preset" in n for n in plan["notes"])
+    assert plan.mixture["packing"] is False
+    assert any("mixture.packing: off for model.family preset" in n for n in plan.notes)
 
     tokenizer = tokenizer_for_spec(spec, preset_dir)
     batch = next(build_train_stream(spec, preset_dir, tokenizer))

@@ -140,9 +140,8 @@ def test_trainer_applies_remat_and_trains_like_without(tmp_path, capsys):
     b = next(SyntheticStream(8, 64, 259, seed=5))
     runs = {}
     for remat in (False, True):
-        plan = make_plan(tmp_path, name=f"remat{int(remat)}", dropout=0.05)
-        plan["spec"]["train"]["remat"] = remat
-        t = Trainer(plan, RunDir(plan["run"]["dir"]), export=False, stream_factory=lambda p, placement: Repeat(b))
+        plan = make_plan(tmp_path, name=f"remat{int(remat)}", dropout=0.05, settings=(f"train.remat={str(remat).lower()}",))
+        t = Trainer(plan, RunDir(plan.run.dir), export=False, stream_factory=lambda p, placement: Repeat(b))
         t.setup()
         runs[remat] = (t, [t.train_step(next(t.stream)) for _ in range(2)])
     out = capsys.readouterr().out

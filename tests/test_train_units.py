@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from flanctl.backends import Placement, get_backend
 from flanctl.errors import FlanctlError
 from flanctl.runs import RunDir
+from flanctl.spec.models import Spec, TrainSpec
 from flanctl.train.checkpoints import restore_checkpoint, save_checkpoint
 from flanctl.train.metrics_log import MetricsLog, truncate_metrics
 from flanctl.train.optimizers import build_optimizer
@@ -48,12 +50,12 @@ def test_schedules_warmup_then_decay():
 
 def test_build_optimizer_kinds_clipping_and_accumulation():
     base = {"learning_rate": 1e-3, "steps": 10}
-    ada = build_optimizer({**base, "optimizer": "adafactor", "max_grad_norm": 1.0})
+    ada = build_optimizer(TrainSpec(**base, optimizer="adafactor", max_grad_norm=1.0))
     from flanctl.train.adafactor import FactoredAdafactor
 
     assert isinstance(ada, FactoredAdafactor)
     assert ada.relative_step is False and ada.global_clipnorm == 1.0
-    adamw = build_optimizer({**base, "optimizer": "adamw", "weight_decay": 0.1, "grad_accum": 4})
+    adamw = build_optimizer(TrainSpec(**base, optimizer="adamw", weight_decay=0.1, grad_accum=4))
     assert isinstance(adamw, keras.optimizers.AdamW)
     assert adamw.weight_decay == pytest.approx(0.1)
     assert adamw.gradient_accumulation_steps == 4
@@ -125,9 +127,10 @@ def test_metrics_log_truncates_steps_after_resume(tmp_path):
 
 
 def test_mfu_and_peak_from_plan():
-    plan = {"spec": {"distribution": {"device": "h100", "mesh": {"data": 2, "model": 4}}}}
-    assert peak_flops(plan) == pytest.approx(8 * 989e12)
-    assert peak_flops({"compute": {"peak_flops": 5.0}, "spec": {}}) == 5.0
+    spec = Spec.model_validate({"distribution": {"device": "h100", "mesh": {"data": 2, "model": 4}, "processes": {"devices_per_process": 8}}})
+    assert peak_flops(SimpleNamespace(spec=spec, compute=None)) == pytest.approx(8 * 989e12)
+    # the plan's own device figure wins over the table
+    assert peak_flops(SimpleNamespace(spec=spec, compute={"time": {"device_peak_flops": 5.0}})) == 40.0
     assert mfu(1_000_000, 1000.0, 6e9) == pytest.approx(1.0)
 
 
@@ -187,10 +190,10 @@ def test_backends_registry_and_bad_meshes():
 
 
 def test_run_training_picks_a_child_process_when_keras_runs_another_backend():
-    from flanctl.train.job import _needs_child
+    from flanctl.train.job import needs_child as _needs_child
 
     def plan(backend, per_process=1):
-        return {"spec": {"distribution": {"backend": backend, "device": "cpu", "processes": {"devices_per_process": per_process}}}}
+        return SimpleNamespace(spec=Spec.model_validate({"distribution": {"backend": backend, "device": "cpu", "processes": {"devices_per_process": per_process}}}))
 
     assert keras.backend.backend() == "jax"  # tests/conftest.py
     assert _needs_child(plan("torch")) and _needs_child(plan("tensorflow"))

@@ -22,6 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from flanctl.errors import FlanctlError
+from flanctl.plan import Plan
+
 HERE = Path(__file__).resolve().parent
 GRID = HERE / "grid"
 REPO = HERE.parents[1]
@@ -58,8 +61,8 @@ def run_dir(spec: Path, overrides: list[str]) -> tuple[Path, str]:
 def is_done(rdir: Path, spec_hash: str) -> bool:
     """Evaluated already, and with this very spec (same steps, sizes, overrides)?"""
     try:
-        return (rdir / "evals" / "builtin.json").exists() and json.loads((rdir / "plan.json").read_text())["spec_hash"] == spec_hash
-    except (OSError, ValueError, KeyError):
+        return (rdir / "evals" / "builtin.json").exists() and Plan.load(rdir / "plan.json").spec_hash == spec_hash
+    except FlanctlError:
         return False
 
 
@@ -73,7 +76,7 @@ def apply_and_eval(spec: Path, overrides: list[str], rdir: Path, replace: bool) 
         return proc.returncode
     if (rdir / "evals" / "builtin.json").exists():
         return 0
-    limit = json.loads((rdir / "plan.json").read_text())["spec"]["eval"].get("limit")
+    limit = Plan.load(rdir / "plan.json").spec.eval.limit
     extra = ["--limit", str(limit)] if limit else []
     return flanctl("eval", "--run", str(rdir), "--suite", "builtin", *extra, capture=True).returncode
 

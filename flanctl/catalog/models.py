@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 #: Families whose model is a PaLM-style decoder-only transformer.
@@ -154,29 +155,61 @@ TABLE2_NOTES: dict[tuple[str, str], str] = {
 }
 
 
+@dataclass(frozen=True)
+class FamilyFacts:
+    """What the plan needs to know of a model family, without building it.
+
+    `encoder_decoder` is None where the checkpoint decides (a keras-hub preset is a CausalLM
+    or a Seq2SeqLM: the plan reads its folder). `packing_note` says why a family cannot pack
+    (None: it masks attention by segment, so packed examples stay apart).
+    """
+
+    name: str
+    encoder_decoder: bool | None
+    packing_note: str | None = None
+    #: True when the catalog has a parameter formula and sizes (the preset reports its own).
+    has_formula: bool = True
+
+    @property
+    def packs(self) -> bool:
+        return self.packing_note is None
+
+
+_PRESET_NO_PACKING = (
+    "keras-hub preset models take only a padding mask (no segment ids), so packed examples "
+    "would attend to each other; the data pipeline emits one example per row"
+)
+
+#: The families the spec accepts, each with its facts (the only family-name table of the plan side).
+FAMILY_FACTS: dict[str, FamilyFacts] = {
+    **{name: FamilyFacts(name, encoder_decoder=False) for name in DECODER_FAMILIES},
+    "t5": FamilyFacts("t5", encoder_decoder=True),
+    "preset": FamilyFacts("preset", encoder_decoder=None, packing_note=_PRESET_NO_PACKING, has_formula=False),
+}
+
+
+def family_facts(family: str) -> FamilyFacts:
+    """The facts of `family`; a clear ValueError for an unknown name."""
+    try:
+        return FAMILY_FACTS[family]
+    except KeyError:
+        raise ValueError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}") from None
+
+
 def is_decoder_only(family: str) -> bool:
     """True for the PaLM-style families (one stack, next-token loss over packed sequences)."""
     return family in DECODER_FAMILIES
 
 
-# Families whose models cannot keep packed examples apart, and why (the data stream then emits
-# one example per row, and the plan shows the reason).
-_NO_PACKING: dict[str, str] = {
-    "preset": (
-        "keras-hub preset models take only a padding mask (no segment ids), so packed examples "
-        "would attend to each other; the data pipeline emits one example per row"
-    ),
-}
-
-
 def supports_packing(family: str) -> bool:
     """True when the family's model masks attention by segment (packed rows stay separate)."""
-    return family in FAMILIES and family not in _NO_PACKING
+    return family in FAMILY_FACTS and FAMILY_FACTS[family].packs
 
 
 def packing_note(family: str) -> str | None:
     """Why packing is off for `family` (None when it is supported)."""
-    return _NO_PACKING.get(family)
+    facts = FAMILY_FACTS.get(family)
+    return facts.packing_note if facts else None
 
 
 def resolve_architecture(model_spec: Any) -> dict[str, int]:

@@ -3,8 +3,8 @@
 Keyed by the suite name the spec uses (`eval.suites`). The eval room reads the same facts, so
 the plan's example counts and the scorer's expectations cannot drift apart.
 
-Paper scores are Chung et al. (2022), Table 5 / Section 4 (Flan-PaLM 540B) and the Flan-T5
-table of Appendix D; `None` where the number is not recorded here.
+Paper scores are Chung et al. (2022), each labelled with the table it comes from (Table 5 for
+the six suites, Table 4 for MMLU's test split); `None` where that table has no number.
 """
 
 from __future__ import annotations
@@ -65,8 +65,16 @@ MGSM_LANGUAGES: tuple[str, ...] = ("bn", "de", "es", "fr", "ja", "ru", "sw", "te
 
 
 @dataclass(frozen=True)
-class Suite:
-    """One eval suite as the paper runs it."""
+class PaperReference:
+    """Scores the paper prints for one suite (and split), and the table they come from."""
+
+    source: str  # e.g. "Table 5" of Chung et al. (2022)
+    scores: dict[str, float | None]  # model -> score in %; None where the table has no number
+
+
+@dataclass(frozen=True)
+class SuiteFacts:
+    """One eval suite as the paper runs it (or, with `members`, a group of suites)."""
 
     name: str
     description: str
@@ -75,77 +83,114 @@ class Suite:
     metric: str  # "accuracy" (option/answer match) or "exact_match"
     subtasks: dict[str, int]  # subtask -> examples (empty when sizes depend on local files)
     tasks: int  # tasks reported (BBH: 23 tasks from 27 files)
-    chance: float  # accuracy in % of random guessing, for the normalized average
-    paper_scores: dict[str, float | None] = field(default_factory=dict)  # model -> score in %
+    chance: float  # accuracy in % of random guessing, aggregated like the headline
+    paper: dict[str | None, PaperReference] = field(default_factory=dict)  # split (None: no splits) -> reference
     id_format: str = "<subtask>-<i>"
+    members: tuple[str, ...] = ()  # a group's suites (`flan-held-out`); empty for a suite
+    splits: dict[str, int] = field(default_factory=dict)  # split -> examples, for suites that have a split choice
+    default_split: str | None = None
 
     @property
     def examples(self) -> int:
-        """Total examples over every subtask."""
+        """Total examples over every subtask (the default split's size for suites with splits)."""
+        if self.splits:
+            return self.splits[self.default_split or next(iter(self.splits))]
         return sum(self.subtasks.values())
 
+    def reference(self, split: str | None = None) -> PaperReference:
+        """The paper's numbers for the split scored (the default split when None)."""
+        key = (split or self.default_split) if self.splits else None
+        return self.paper.get(key, PaperReference("", {}))
 
-# MMLU test split rows per subject are not listed individually; the total is the paper's 14,042.
-MMLU_TEST_EXAMPLES = 14_042
+    @property
+    def paper_scores(self) -> dict[str, float | None]:
+        """The paper's numbers for the default split: model -> score in %."""
+        return dict(self.reference().scores)
 
-# Random-choice accuracy on BBH: per file, 1/(number of options) for multiple-choice examples
-# and 0 for free answers, averaged with the three-way tasks first (23 tasks). Computed from the
-# 6,511 examples of the 27 public files by flanctl.evals.suites.bbh.BBH.chance_level.
-BBH_CHANCE = 27.3
 
-# Paper scores (Chung et al. 2022, Table 5 / Figure 1), in %. Checked against sources found while
-# building: Flan-PaLM 540B MMLU 73.5, BBH 57.9, MGSM 57.0 (and MMLU CoT + self-consistency 75.2).
-# Not re-checked: Flan-PaLM 540B MMLU-CoT 70.9, BBH-CoT 66.3, TyDiQA 67.8 and every Flan-T5-XXL
-# value; Flan-T5-XXL TyDiQA and MGSM are left None rather than guessed.
-SUITES: dict[str, Suite] = {
-    "mmlu": Suite(
-        "mmlu", "MMLU, 57 exam subjects, 5-shot direct answer", 5, False, "accuracy",
-        {}, 57, 25.0, {"flan-palm-540b": 73.5, "flan-t5-xxl": 55.1}, "<subject>-<i>",
+#: MMLU rows per split (57 subjects; dev holds the 5 exemplars per subject).
+MMLU_SPLIT_EXAMPLES = {"val": 1_531, "test": 14_042}
+MMLU_TEST_EXAMPLES = MMLU_SPLIT_EXAMPLES["test"]
+#: The paper reports MMLU on the validation split everywhere except Tables 1 and 4 (App. D.1).
+MMLU_DEFAULT_SPLIT = "val"
+
+# Random-choice accuracy on BBH: per file, 1/(number of options) for multiple-choice examples,
+# 1/2 for binary answers and 0 for free answers; aggregated like the headline (the mean over
+# the 27 files, Flan paper App. D.2). Computed from the 6,511 examples of the 27 public files
+# by flanctl.evals.suites.bbh.BBH.chance_level (a test recomputes both).
+BBH_CHANCE = 26.3
+#: The same, aggregated as the BBH paper does (three-way tasks averaged first, 23 tasks).
+BBH_CHANCE_23_TASKS = 27.3
+
+#: The six suites of the paper's normalized average (the `flan-held-out` group).
+HEADLINE_SUITES = ("mmlu", "mmlu-cot", "bbh", "bbh-cot", "tydiqa", "mgsm")
+
+
+def _table5(palm: float, t5: float) -> PaperReference:
+    return PaperReference("Table 5", {"flan-palm-540b": palm, "flan-t5-xxl": t5})
+
+
+# Paper scores, Chung et al. (2022), in %. Table 5 (p. 11) holds every model on the six suites
+# (MMLU on the validation split, BBH as the mean over its 27 subtask files); Table 4 (p. 8) holds
+# Flan-PaLM 540B on the MMLU test split (there is no Flan-T5 test-split number in the paper).
+SUITES: dict[str, SuiteFacts] = {
+    "mmlu": SuiteFacts(
+        "mmlu", "MMLU, 57 exam subjects, 5-shot direct answer", 5, False, "accuracy", {}, 57, 25.0,
+        paper={
+            "val": PaperReference("Table 5 (validation split)", {"flan-palm-540b": 73.5, "flan-t5-xxl": 55.1}),
+            "test": PaperReference("Table 4 (test split)", {"flan-palm-540b": 72.2, "flan-t5-xxl": None}),
+        },
+        id_format="<subject>-<i>", splits=dict(MMLU_SPLIT_EXAMPLES), default_split=MMLU_DEFAULT_SPLIT,
     ),
-    "mmlu-cot": Suite(
-        "mmlu-cot", "MMLU, 57 exam subjects, 5-shot chain-of-thought", 5, True, "accuracy",
-        {}, 57, 25.0, {"flan-palm-540b": 70.9, "flan-t5-xxl": 48.6}, "<subject>-<i>",
+    "mmlu-cot": SuiteFacts(
+        "mmlu-cot", "MMLU, 57 exam subjects, 5-shot chain-of-thought", 5, True, "accuracy", {}, 57, 25.0,
+        paper={
+            "val": PaperReference("Table 5 (validation split)", {"flan-palm-540b": 70.9, "flan-t5-xxl": 48.6}),
+            "test": PaperReference("Table 4 (test split)", {"flan-palm-540b": 70.2, "flan-t5-xxl": None}),
+        },
+        id_format="<subject>-<i>", splits=dict(MMLU_SPLIT_EXAMPLES), default_split=MMLU_DEFAULT_SPLIT,
     ),
-    "bbh": Suite(
-        "bbh", "BIG-Bench Hard, 23 tasks (27 files), 3-shot direct answer", 3, False, "exact_match",
-        dict(BBH_SUBTASK_SIZES), 23, BBH_CHANCE, {"flan-palm-540b": 57.9, "flan-t5-xxl": 45.3},
+    "bbh": SuiteFacts(
+        "bbh", "BIG-Bench Hard, 27 subtask files (23 tasks), 3-shot direct answer", 3, False, "exact_match",
+        dict(BBH_SUBTASK_SIZES), 23, BBH_CHANCE, paper={None: _table5(57.9, 45.3)},
     ),
-    "bbh-cot": Suite(
-        "bbh-cot", "BIG-Bench Hard, 23 tasks (27 files), 3-shot chain-of-thought", 3, True, "exact_match",
-        dict(BBH_SUBTASK_SIZES), 23, BBH_CHANCE, {"flan-palm-540b": 66.3, "flan-t5-xxl": 41.4},
+    "bbh-cot": SuiteFacts(
+        "bbh-cot", "BIG-Bench Hard, 27 subtask files (23 tasks), 3-shot chain-of-thought", 3, True, "exact_match",
+        dict(BBH_SUBTASK_SIZES), 23, BBH_CHANCE, paper={None: _table5(66.3, 41.4)},
     ),
-    "tydiqa": Suite(
+    "tydiqa": SuiteFacts(
         "tydiqa", "TyDiQA-GoldP, 8 non-English languages, 1-shot, exact match", 1, False, "exact_match",
-        dict(TYDIQA_LANGUAGE_SIZES), 8, 0.0, {"flan-palm-540b": 67.8, "flan-t5-xxl": None}, "<dataset id>",
+        dict(TYDIQA_LANGUAGE_SIZES), 8, 0.0, paper={None: _table5(67.8, 19.0)}, id_format="<dataset id>",
     ),
-    "mgsm": Suite(
+    "mgsm": SuiteFacts(
         "mgsm", "MGSM, 10 non-English languages, 8-shot chain-of-thought, exact match", 8, True, "exact_match",
-        {lang: 250 for lang in MGSM_LANGUAGES}, 10, 0.0, {"flan-palm-540b": 57.0, "flan-t5-xxl": None}, "<lang>-<i>",
+        {lang: 250 for lang in MGSM_LANGUAGES}, 10, 0.0, paper={None: _table5(57.0, 4.9)}, id_format="<lang>-<i>",
     ),
-    "flan-held-out": Suite(
-        "flan-held-out", "Held-out tasks given as local files (sizes known once the data is local)", 0, False, "exact_match",
-        {}, 0, 0.0, {},
+    "flan-held-out": SuiteFacts(
+        "flan-held-out", "The paper's six held-out evaluations, with their normalized average", 0, False, "exact_match",
+        {}, 0, 0.0, members=HEADLINE_SUITES,
     ),
-    "builtin": Suite(
+    "builtin": SuiteFacts(
         "builtin", "flanctl's held-out procedural tasks (never trained on), zero-shot", 0, False, "exact_match",
         # Chance: 1/(options) per multiple-choice task, 0 for free answers, averaged over the four
         # held-out tasks (a test recomputes it from the generated test examples).
-        {}, 0, 25.0, {}, "<task>-<i>",
+        {}, 0, 25.0, id_format="<task>-<i>",
     ),
 }
 
 #: Built-in suite examples per held-out task when `eval.limit` is not set.
 BUILTIN_EXAMPLES_PER_TASK = 200
 
-#: The six suites of the paper's normalized average.
-HEADLINE_SUITES = ("mmlu", "mmlu-cot", "bbh", "bbh-cot", "tydiqa", "mgsm")
 
-
-def suite_examples(name: str) -> int:
-    """Total examples of a suite at full size (MMLU: the paper's test-set total)."""
-    if name in ("mmlu", "mmlu-cot"):
-        return MMLU_TEST_EXAMPLES
-    return SUITES[name].examples
+def suite_examples(name: str, split: str | None = None) -> int:
+    """Total examples of a suite at full size (MMLU: of `split`, by default the paper's
+    validation split); a group's is the sum over its members."""
+    facts = SUITES[name]
+    if facts.members:
+        return sum(suite_examples(m, split) for m in facts.members)
+    if facts.splits and split is not None:
+        return facts.splits[split]
+    return facts.examples
 
 
 def normalized_score(score: float, chance: float) -> float:

@@ -21,10 +21,10 @@ def tokenizer_for_spec(spec, base_dir):
     return _for_spec(spec, base_dir)
 
 
-def build_train_stream(spec, base_dir, tokenizer, process_index: int = 0, process_count: int = 1):
+def build_train_stream(spec, base_dir, tokenizer, process_index: int = 0, process_count: int = 1, model=None):
     from flanctl.data.stream import build_train_stream as _build
 
-    return _build(spec, base_dir, tokenizer, process_index, process_count)
+    return _build(spec, base_dir, tokenizer, process_index, process_count, model=model)
 
 
 def realize_mixture(spec, base_dir):

@@ -16,6 +16,7 @@ from pathlib import Path
 from flanctl.data import builtin_tasks
 from flanctl.data.examples import Example
 from flanctl.errors import FlanctlError
+from flanctl.spec.checks import held_out_task_message, unknown_builtin_task_message
 
 DEFAULT_CAP = 30_000  # a user collection with no cap of its own gets Muffin's
 
@@ -134,11 +135,10 @@ def realize(spec, base_dir: str | Path, allow_network: bool = True) -> RealizedM
             names = [n for n in _builtin_names() if (wanted is None or n in wanted) and n not in excluded]
             unknown = (wanted or set()) - set(builtin_tasks.GENERATORS)
             held_out = (wanted or set()) - unknown - set(_builtin_names())
-            if held_out:
-                raise FlanctlError(f"mixture.collections[{coll.name}].tasks: {', '.join(sorted(held_out))} held out for the builtin eval suite; "
-                                   "train on it only on purpose, as a user_tasks entry with source {kind: builtin, path: NAME}")
+            if held_out:  # `validate` refuses these with the same words (spec/checks.py)
+                raise FlanctlError(held_out_task_message(coll.name, held_out))
             if unknown:
-                raise FlanctlError(f"mixture.collections[{coll.name}].tasks: unknown built-in task(s) {', '.join(sorted(unknown))}; known: {', '.join(_builtin_names())}")
+                raise FlanctlError(unknown_builtin_task_message(coll.name, unknown))
             size = coll_cap or 1000
             for n in names:
                 coll_tasks.append(TaskPlan(n, coll.name, "builtin", None, size, coll_cap, 0.0, formats, None,

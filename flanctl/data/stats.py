@@ -64,10 +64,10 @@ def realize_mixture(spec, base_dir) -> dict | None:
 
 def _measure_packing(tokenized, rates, spec, tokenizer, rows: int, base_dir=None) -> tuple[float, float]:
     """(non-pad fraction, examples per sequence) over the first `rows` rows of the stream."""
-    from flanctl.data.stream import build_stream_from_tokenized, is_encoder_decoder
+    from flanctl.data.stream import build_stream_from_tokenized, row_layout
 
     stream = build_stream_from_tokenized(tokenized, rates, spec, tokenizer, base_dir=base_dir)
-    enc_dec = is_encoder_decoder(spec, base_dir)
+    enc_dec, _ = row_layout(spec, base_dir)
     key = "encoder_segment_ids" if enc_dec else "segment_ids"
     nonpad = total = examples = seen = 0
     while seen < rows:
@@ -87,7 +87,7 @@ def _measure_packing(tokenized, rates, spec, tokenizer, rows: int, base_dir=None
 def data_stats(spec, base_dir, tokenizer=None, sample_rows: int = 256) -> dict:
     """Per-task count, rate, epochs, tokens and truncation; overall packing efficiency (0..1)."""
     from flanctl.data.mixture import realize
-    from flanctl.data.stream import packs
+    from flanctl.data.stream import row_layout
     from flanctl.data.tokenized import tokenize_tasks
 
     base_dir = Path(base_dir)
@@ -116,7 +116,7 @@ def data_stats(spec, base_dir, tokenizer=None, sample_rows: int = 256) -> dict:
         "steps": steps,
         "batch_size": batch,
         "sequence_length": spec.mixture.inputs_length + spec.mixture.targets_length,
-        "packing": packs(spec),
+        "packing": row_layout(spec, base_dir)[1],
         "examples_per_sequence": round(per_seq, 4),
         "examples_seen": round(seen, 1),
         "packing_efficiency": round(efficiency, 6),

@@ -25,25 +25,14 @@ from flanctl.errors import FlanctlError
 STATE_VERSION = 1
 
 
-def is_encoder_decoder(spec, base_dir=None) -> bool:
-    """T5 and Seq2SeqLM presets are encoder-decoder; palm families and CausalLM presets are
-    decoder-only. A preset's kind is read from its folder (relative to `base_dir`, the spec's
-    folder), or guessed from a hub handle's name (see `flanctl.models.preset_info`)."""
-    if spec.model.family == "t5":
-        return True
-    if spec.model.family != "preset":
-        return False
-    from flanctl.models.preset_info import preset_is_encoder_decoder
+def row_layout(spec, base_dir=None, model=None) -> tuple[bool, bool]:
+    """(encoder_decoder, packed) of the rows: from the plan's resolved model when given, else
+    decided by the plan room from the spec (one decision for plan, data and train)."""
+    if model is not None:
+        return bool(model.encoder_decoder), bool(model.packed)
+    from flanctl.plan.make import model_kind
 
-    return preset_is_encoder_decoder(spec.model.preset or spec.model.checkpoint, base_dir)
-
-
-def packs(spec) -> bool:
-    """Whether the stream packs several examples per row: `mixture.packing`, unless the model
-    cannot keep packed examples apart (keras-hub presets take only a padding mask)."""
-    from flanctl.catalog.models import supports_packing
-
-    return bool(spec.mixture.packing) and supports_packing(spec.model.family)
+    return model_kind(spec, Path(base_dir or "."))
 
 
 class BlockSelectionMap:
@@ -299,7 +288,7 @@ def build_example_dataset(tokenized, rates, seed: int, process_index: int, proce
     return mixed[process_index::process_count]
 
 
-def build_stream_from_tokenized(tokenized, rates, spec, tokenizer, process_index=0, process_count=1, fingerprint="", base_dir=None) -> TrainStream:
+def build_stream_from_tokenized(tokenized, rates, spec, tokenizer, process_index=0, process_count=1, fingerprint="", base_dir=None, model=None) -> TrainStream:
     import grain.python as gp
     from grain.experimental import FirstFitPackIterDataset
 
@@ -310,8 +299,7 @@ def build_stream_from_tokenized(tokenized, rates, spec, tokenizer, process_index
     if batch % process_count:
         raise FlanctlError(f"train.batch_size {batch} does not divide over {process_count} processes; make it a multiple")
     per_process = batch // process_count
-    enc_dec = is_encoder_decoder(spec, base_dir)
-    packing = packs(spec)
+    enc_dec, packing = row_layout(spec, base_dir, model)
     if tokenizer.eos_id is None:
         raise FlanctlError("the tokenizer has no end-of-sequence id; flanctl needs one to end targets")
     features = EncoderDecoderFeatures(tokenizer.eos_id) if enc_dec else DecoderFeatures(tokenizer.bos_id, tokenizer.eos_id)
@@ -329,8 +317,10 @@ def build_stream_from_tokenized(tokenized, rates, spec, tokenizer, process_index
                        [tt.name for tt in tokenized], per_process)
 
 
-def build_train_stream(spec, base_dir, tokenizer, process_index: int = 0, process_count: int = 1) -> TrainStream:
-    """The seam the trainer uses: spec -> an iterator of numpy batches (see docs/INTERFACES.md)."""
+def build_train_stream(spec, base_dir, tokenizer, process_index: int = 0, process_count: int = 1, model=None) -> TrainStream:
+    """The seam the trainer uses: spec -> an iterator of numpy batches (see docs/INTERFACES.md).
+
+    `model` is the plan's resolved model (its `encoder_decoder` and `packed` decide the rows)."""
     import hashlib
 
     from flanctl.data.mixture import realize
@@ -341,4 +331,4 @@ def build_train_stream(spec, base_dir, tokenizer, process_index: int = 0, proces
     fp = hashlib.sha256("|".join(f"{t.name}:{t.rate:.12g}:{len(tt)}:{tt.tokens}" for t, tt in zip(mixture.tasks, tokenized)).encode())
     fp.update(f"{tokenizer.fingerprint}:{spec.mixture.seed}:{spec.mixture.inputs_length}:{spec.mixture.targets_length}".encode())
     return build_stream_from_tokenized(tokenized, [t.rate for t in mixture.tasks], spec, tokenizer,
-                                       process_index, process_count, fingerprint=fp.hexdigest()[:16], base_dir=base_dir)
+                                       process_index, process_count, fingerprint=fp.hexdigest()[:16], base_dir=base_dir, model=model)

@@ -76,7 +76,9 @@ class PresetTokenizer:
     """The tokenizer of a keras-hub preset directory, via `keras_hub.tokenizers.Tokenizer.from_preset`."""
 
     def __init__(self, preset: str, backend: str | None = None):
-        os.environ.setdefault("KERAS_BACKEND", backend or "jax")
+        from flanctl.runtime import setup_process
+
+        setup_process(backend)
         import keras_hub
 
         try:

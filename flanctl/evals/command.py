@@ -9,6 +9,7 @@ from typing import Any
 from flanctl.errors import FlanctlError
 from flanctl.evals.runner import run_suite, run_suites, score_predictions, write_result
 from flanctl.evals.suites import SUITE_NAMES
+from flanctl.plan import Plan
 
 
 @dataclass
@@ -52,25 +53,19 @@ def evaluate(req: EvalRequest, progress=None) -> tuple[dict[str, Any], list[Path
             raise FlanctlError("--predictions scores one suite at a time; pass a single --suite")
         return score_predictions(req.suites[0], req.predictions, req.data_dir, limit=req.limit, **options), []
 
-    from flanctl.evals.model_source import load_predictor, resolve_run, run_data_dir
+    from flanctl.evals.model_source import load_predictor, resolve_run, run_plan
 
-    run_dir = None
+    run_dir = plan = None
     if not (req.checkpoint or req.preset):
         run_dir = resolve_run(req.run, req.cwd)
         if run_dir is None:
             raise FlanctlError("no model to evaluate: no last applied run here (.flanctl/last_run); pass --run, --checkpoint, --preset or --predictions")
-    data_dir = req.data_dir or (run_data_dir(run_dir) if run_dir is not None else None)
-    limit = req.limit
-    if limit is None and run_dir is not None:
-        # Evaluating a run: its spec's eval.limit is the default, so that re-scoring a run
-        # measures what apply measured.
-        import json
-
-        plan_file = run_dir / "plan.json"
-        if plan_file.is_file():
-            plan = json.loads(plan_file.read_text(encoding="utf-8"))
-            limit = ((plan.get("spec") or {}).get("eval") or {}).get("limit")
-    predictor, _source = load_predictor(run_dir, req.checkpoint, req.preset, batch_size=req.batch_size)
+        plan = run_plan(run_dir)
+    data_dir = req.data_dir or (plan.eval_data_dir if plan is not None else None)
+    # Evaluating a run: its spec's eval.limit is the default, so that re-scoring a run
+    # measures what apply measured.
+    limit = req.limit if req.limit is not None or plan is None else plan.spec.eval.limit
+    predictor, _source = load_predictor(plan, run_dir, req.checkpoint, req.preset, batch_size=req.batch_size)
     sc = {"samples": req.samples, "temperature": req.temperature}
     kwargs = dict(limit=limit, self_consistency=sc, batch_size=req.batch_size, write_predictions_to=req.write_predictions, progress=progress, **options)
     if len(req.suites) == 1:
@@ -81,105 +76,31 @@ def evaluate(req: EvalRequest, progress=None) -> tuple[dict[str, Any], list[Path
     return result, written
 
 
-def evaluate_run(
-    run_dir: str | Path, plan: dict[str, Any] | None = None, predictor=None, progress=None, suffix: str = ""
-) -> dict[str, Any] | None:
-    """The eval stage of `apply`: the spec's `eval.suites` with its settings (limit, shots,
-    self-consistency, batch size, decode length, data dir, built-in tasks), results written to
-    `<run>/evals/<suite><suffix>.json`. Returns the result object, or None when the spec lists
-    no suites."""
-    import json
-
-    from flanctl.evals.model_source import load_predictor, run_data_dir
-
-    run_dir = Path(run_dir)
-    if plan is None:
-        plan = json.loads((run_dir / "plan.json").read_text(encoding="utf-8"))
-    ev = (plan.get("spec") or {}).get("eval") or {}
-    suites = list(ev.get("suites") or [])
-    if not suites:
+def evaluate_plan(plan: Plan, out_dir: str | Path, predictor, progress=None, suffix: str = "") -> dict[str, Any] | None:
+    """The spec's `eval.suites` with its settings (limit, shots, self-consistency, batch size,
+    decode length, data dir, built-in tasks) on `predictor`; results written to
+    `<out_dir>/<suite><suffix>.json` with the generated texts beside them
+    (`<suite><suffix>.predictions.jsonl`). Returns the result object, or None when the spec
+    lists no suites. `apply` calls it before, during (`train.eval_every`) and after training."""
+    ev = plan.spec.eval
+    if not ev.suites:
         return None
-    if predictor is None:
-        predictor, _ = load_predictor(run_dir)
+    out_dir = Path(out_dir)
     kwargs = dict(
-        limit=ev.get("limit"), shots=ev.get("shots") or None, self_consistency=ev.get("self_consistency"),
-        batch_size=ev.get("batch_size", 16), max_new_tokens=ev.get("max_decode_length"),
-        builtin_tasks=ev.get("builtin_tasks") or None, progress=progress,
-        # the generated texts beside each score, e.g. evals/builtin.before.predictions.jsonl
-        write_predictions_to=Path(run_dir) / "evals" / f"{{suite}}{suffix}.predictions.jsonl",
+        limit=ev.limit, shots=ev.shots or None, self_consistency=ev.self_consistency.model_dump(),
+        batch_size=ev.batch_size, max_new_tokens=ev.max_decode_length,
+        builtin_tasks=ev.builtin_tasks or None, progress=progress,
+        write_predictions_to=out_dir / f"{{suite}}{suffix}.predictions.jsonl",
     )
-    data_dir = run_data_dir(run_dir)
+    suites = list(ev.suites)
+    data_dir = plan.eval_data_dir
     result = run_suite(suites[0], predictor, data_dir, **kwargs) if len(suites) == 1 else run_suites(suites, predictor, data_dir, **kwargs)
-    write_result(result, run_dir / "evals", suffix=suffix)
+    write_result(result, out_dir, suffix=suffix)
     return result
 
 
-def evaluate_initial_model(run_dir: str | Path, plan: dict[str, Any], progress=None) -> dict[str, Any] | None:
-    """Score the model `apply` is about to finetune, as it stands at step 0, into
-    `<run>/evals/<suite>.before.json`: the "before" of the before/after comparison.
-
-    The model is the plan's `model.checkpoint`/`preset` when it names one, else the family's
-    architecture initialised with `train.seed` (the trainer seeds the same way before it builds).
-    Returns None when the spec lists no suites.
-    """
-    import os
-
-    spec = plan["spec"]
-    if not (spec.get("eval") or {}).get("suites"):
-        return None
-    os.environ.setdefault("KERAS_BACKEND", spec["distribution"]["backend"])
-    import keras
-
-    from flanctl.evals.model_source import run_tokenizer
-    from flanctl.models import KerasPredictor, build_model, load_model
-
-    family = spec["model"]["family"]
-    tokenizer = None
-    source = spec["model"].get("checkpoint") or spec["model"].get("preset")
-    if source:
-        model, tokenizer = load_model(str(source))
-    else:
-        keras.utils.set_random_seed(int(spec["train"].get("seed", 0)))
-        model = build_model(plan["model"], family, dropout=0.0)
-    tokenizer = tokenizer or run_tokenizer(plan)
-    predictor = KerasPredictor(model, tokenizer, family, batch_size=int(spec["eval"].get("batch_size", 16)))
-    run_dir = Path(run_dir)
-    return evaluate_run(run_dir, plan, predictor=predictor, progress=progress, suffix=".before")
-
-
-def apply_evaluator(console, scores: dict[str, dict]):
-    """The `evaluate(plan, run, when)` hook that `apply` runs before and after training:
-    the spec's suites with a progress bar, one summary line per suite, results kept in
-    `scores[when]`. Only process 0 of a multi-process run evaluates."""
-    import os
-
-    from flanctl.evals.tables import ProgressPrinter
-
-    def evaluate(plan: dict[str, Any], run, when: str):
-        if plan["spec"]["distribution"]["processes"]["count"] > 1 and os.environ.get("FLANCTL_PROCESS_ID", "0") != "0":
-            return None
-        label = "before finetuning (step 0)" if when == "before" else "after finetuning"
-        with ProgressPrinter(console) as progress:
-            if when == "before":
-                result = evaluate_initial_model(run.root, plan, progress=progress)
-            else:
-                result = evaluate_run(run.root, plan, progress=progress)
-        if result is not None:
-            scores[when] = result
-            for r in result.get("suites", [result]):
-                console.print(f"[bold]{r['suite']}[/bold] {label}: {r['score']:.1f}")
-        return result
-
-    return evaluate
-
-
-def before_after_lines(scores: dict[str, dict]) -> list[str]:
-    """`held-out <suite>: X before finetuning -> Y after` for every suite scored both times."""
-    if "before" not in scores or "after" not in scores:
-        return []
-    before = {r["suite"]: r["score"] for r in scores["before"].get("suites", [scores["before"]])}
-    return [
-        f"held-out {r['suite']}: {before[r['suite']]:.1f} before finetuning -> {r['score']:.1f} after"
-        for r in scores["after"].get("suites", [scores["after"]])
-        if r["suite"] in before
-    ]
+def suite_scores(result: dict[str, Any] | None) -> dict[str, float]:
+    """{suite: score} of a result object (one suite or several)."""
+    if not result:
+        return {}
+    return {r["suite"]: float(r["score"]) for r in result.get("suites", [result])}

@@ -1,17 +1,18 @@
-"""Which model `flanctl eval` talks to: a run's exported preset, a checkpoint dir, or a preset.
+"""Which model an eval talks to: a run's exported preset, a checkpoint dir, a preset, the
+step-0 model `apply` is about to finetune, or a model in memory during training.
 
-Resolves the source, sets the Keras backend from the run's plan before Keras is imported, and
-wraps the model in the models room's `KerasPredictor` (the evals' `Predictor`).
+Each source ends as the models room's `KerasPredictor` (the evals' `Predictor`). The process's
+Keras backend is chosen by `flanctl.runtime.setup_process` before Keras is imported: the
+run's plan's backend for a run, else $KERAS_BACKEND or jax.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
-from typing import Any
 
 from flanctl.errors import FlanctlError
+from flanctl.plan import Plan
+from flanctl.runtime import setup_process
 
 
 def resolve_run(run: str | None, cwd: str | Path = ".") -> Path | None:
@@ -27,55 +28,34 @@ def resolve_run(run: str | None, cwd: str | Path = ".") -> Path | None:
     raise FlanctlError(f"run {run!r} not found (looked for {run} and runs/{run}); pass a run directory or name")
 
 
-def _plan_of(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "plan.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
+def run_plan(run_dir: Path) -> Plan:
+    """The plan a run was applied with (`<run>/plan.json`)."""
+    path = Path(run_dir) / "plan.json"
+    if not path.is_file():
+        raise FlanctlError(f"{run_dir}: no plan.json; apply a spec to make this run, or pass --checkpoint DIR")
+    return Plan.load(path)
 
 
-def _family_of(source, model) -> str:
-    """The family recorded by `save_preset` (flanctl.json), else the loaded model's own class:
-    flanctl's PaLM / packed T5 models, or 'preset' for any other keras-hub task (a keras-hub
-    T5 preset is a 'preset': its config names T5 but it is keras-hub's `T5Seq2SeqLM`)."""
-    if isinstance(source, Path):
-        try:
-            return json.loads((source / "flanctl.json").read_text(encoding="utf-8"))["family"]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError):
-            pass
-    from flanctl.models import model_family
-
-    return model_family(model)
-
-
-def run_tokenizer(plan: dict[str, Any]):
-    """The run's own tokenizer (spec `model.tokenizer`), for presets saved without one; a
-    missing SentencePiece model is trained as the trainer would (`tokenizer_for_spec`)."""
-    spec = plan.get("spec")
-    if not spec:
-        return None
+def plan_tokenizer(plan: Plan):
+    """The plan's tokenizer (spec `model.tokenizer`); a missing SentencePiece model is trained
+    as the trainer would (`tokenizer_for_spec`)."""
     from flanctl.data import tokenizer_for_spec
-    from flanctl.spec.models import Spec
 
-    base = Path(plan["spec_path"]).parent if plan.get("spec_path") else Path(".")
-    return tokenizer_for_spec(Spec.model_validate(spec), base)
+    return tokenizer_for_spec(plan.spec, plan.base_dir)
 
 
-def load_predictor(run_dir: Path | None = None, checkpoint: str | None = None, preset: str | None = None,
-                   batch_size: int = 16):
-    """(predictor, description) for the chosen model source (exactly one should be given)."""
-    family = None
-    plan: dict[str, Any] = {}
+def _predictor(model, tokenizer, family: str, batch_size: int):
+    from flanctl.models import KerasPredictor
+
+    return KerasPredictor(model, tokenizer, family, batch_size=batch_size)
+
+
+def load_predictor(plan: Plan | None = None, run_dir: Path | None = None, checkpoint: str | None = None,
+                   preset: str | None = None, batch_size: int = 16):
+    """(predictor, description) for a run's export (with its plan), a checkpoint or a preset."""
     if run_dir is not None:
-        run_dir = Path(run_dir)
-        plan = _plan_of(run_dir)
-        backend = (plan.get("distribution") or {}).get("backend") or ((plan.get("spec") or {}).get("distribution") or {}).get("backend")
-        if backend:
-            os.environ.setdefault("KERAS_BACKEND", backend)
-        family = (plan.get("model") or {}).get("family")
-        source = run_dir / "export"
-        if not source.is_dir():
+        source: str | Path = Path(run_dir) / "export"
+        if not Path(source).is_dir():
             raise FlanctlError(f"{run_dir}: no export/ folder (the final model); finish `flanctl apply` or pass --checkpoint DIR")
     elif checkpoint is not None:
         source = Path(checkpoint)
@@ -85,28 +65,34 @@ def load_predictor(run_dir: Path | None = None, checkpoint: str | None = None, p
         source = Path(preset) if Path(preset).exists() else preset
     else:
         raise FlanctlError("no model to evaluate: pass --run, --checkpoint, --preset or --predictions (no last applied run in this directory)")
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    from flanctl.runtime import quiet_tensorflow_import
+    setup_process(plan.backend if plan is not None else None)
+    from flanctl.models import load_model, model_family
 
-    quiet_tensorflow_import()
-    try:
-        from flanctl.models import KerasPredictor, load_model
-    except ImportError as exc:
-        raise FlanctlError(f"model loading is not available ({exc}); score a file with --predictions instead") from exc
     model, tokenizer = load_model(str(source))
-    if tokenizer is None and plan:
-        tokenizer = run_tokenizer(plan)
-    if family is None:
-        family = _family_of(source, model)
-    return KerasPredictor(model, tokenizer, family, batch_size=batch_size), str(source)
+    if tokenizer is None and plan is not None:
+        tokenizer = plan_tokenizer(plan)
+    family = plan.model.family if plan is not None else model_family(model)
+    return _predictor(model, tokenizer, family, batch_size), str(source)
 
 
-def run_data_dir(run_dir: Path) -> str | None:
-    """The run's `eval.data_dir` from its plan, resolved against the spec file's folder."""
-    plan = _plan_of(run_dir)
-    data_dir = ((plan.get("spec") or {}).get("eval") or {}).get("data_dir")
-    if not data_dir:
-        return None
-    spec_path = plan.get("spec_path")
-    base = Path(spec_path).parent if spec_path else run_dir
-    return str((base / data_dir).resolve()) if not Path(data_dir).is_absolute() else data_dir
+def initial_predictor(plan: Plan):
+    """The model `apply` is about to finetune, as it stands at step 0: the plan's checkpoint or
+    preset when it names one, else the family's architecture initialised with `train.seed`
+    (the trainer seeds the same way before it builds)."""
+    setup_process(plan.backend)
+    import keras
+
+    from flanctl.models import build_model, load_model
+
+    tokenizer = None
+    if plan.model.weights:
+        model, tokenizer = load_model(plan.model.weights)
+    else:
+        keras.utils.set_random_seed(plan.spec.train.seed)
+        model = build_model(plan.model.architecture, plan.model.family, dropout=0.0)
+    return _predictor(model, tokenizer or plan_tokenizer(plan), plan.model.family, plan.spec.eval.batch_size)
+
+
+def model_predictor(plan: Plan, model, tokenizer=None):
+    """A predictor over a model in memory (the periodic evals of `train.eval_every`)."""
+    return _predictor(model, tokenizer or plan_tokenizer(plan), plan.model.family, plan.spec.eval.batch_size)

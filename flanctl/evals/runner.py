@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from flanctl.errors import FlanctlError
 from flanctl.evals.predictions_file import read_predictions, write_predictions
-from flanctl.evals.suites import HELD_OUT_SIX, SUITE_NAMES, make_suite
+from flanctl.evals.suites import HELD_OUT_SIX, SuiteGroup, expand, lookup
 from flanctl.evals.suites.base import EvalExample, Suite, mean, prompts_hash
 
 Progress = Callable[[str, int, int], None]  # (suite, done, total)
@@ -20,10 +20,7 @@ Progress = Callable[[str, int, int], None]  # (suite, done, total)
 
 def paper_scores(suite: str) -> dict[str, float | None]:
     """The paper's Flan-PaLM 540B and Flan-T5-XXL scores for `suite` (catalog facts)."""
-    from flanctl.catalog.suites import SUITES
-
-    entry = SUITES.get(suite)
-    return dict(entry.paper_scores) if entry is not None else {}
+    return dict(lookup(suite).facts.paper_scores)
 
 
 def _sc_settings(self_consistency: Any) -> tuple[int, float]:
@@ -102,22 +99,28 @@ def run_suite(
     builtin_tasks: list[str] | None = None,
     write_predictions_to: str | Path | None = None,
     progress: Progress | None = None,
+    **suite_options: Any,
 ) -> dict[str, Any]:
-    """Evaluate `predictor` on `suite`; returns the `--json` object (several suites for
-    `flan-held-out`: `{"suites": [...], "normalized_average": ...}`)."""
-    if suite == "flan-held-out":
-        return run_suites(list(HELD_OUT_SIX), predictor, data_dir, limit=limit, shots=shots, self_consistency=self_consistency,
-                          batch_size=batch_size, max_new_tokens=max_new_tokens, method=method, cot_prompts=cot_prompts,
-                          write_predictions_to=write_predictions_to, progress=progress)
-    suite_obj = make_suite(suite, **_suite_options(suite, method, cot_prompts, builtin_tasks))
-    n_shots = shots.get(suite.split("-")[0], shots.get(suite)) if isinstance(shots, dict) else shots
-    examples = suite_obj.load(data_dir, limit=limit, shots=n_shots)
+    """Evaluate `predictor` on `suite`; returns the `--json` object (several suites for a group
+    such as `flan-held-out`: `{"suites": [...], "normalized_average": ...}`).
+
+    `method`, `cot_prompts`, `builtin_tasks` and any other `suite_options` go to every suite,
+    each reading the ones it takes (`Suite.from_options`)."""
+    options = {"method": method, "cot_prompts": cot_prompts, "builtin_tasks": builtin_tasks, **suite_options}
+    entry = lookup(suite)
+    if isinstance(entry, SuiteGroup):
+        return run_suites([suite], predictor, data_dir, limit=limit, shots=shots, self_consistency=self_consistency,
+                          batch_size=batch_size, max_new_tokens=max_new_tokens, write_predictions_to=write_predictions_to,
+                          progress=progress, **options)
+    suite_obj = entry.create(options)
+    if method not in suite_obj.methods:
+        raise FlanctlError(f"suite {suite} cannot be scored with method {method!r}: it takes {' or '.join(suite_obj.methods)}"
+                           + (" (loglikelihood ranks answer options, which it has none of)" if method == "loglikelihood" else ""))
+    examples = suite_obj.load(data_dir, limit=limit, shots=suite_obj.shots_for(shots))
     samples, temperature = _sc_settings(self_consistency)
     if samples <= 1:
         temperature = 0.0
     if method == "loglikelihood":
-        if not suite.startswith("mmlu"):
-            raise FlanctlError(f"method loglikelihood ranks answer options; suite {suite} has none (use generate)")
         outputs = _loglikelihood_choices(suite_obj, predictor, examples, batch_size)
     else:
         outputs = generate_outputs(suite_obj, predictor, examples, samples, temperature, batch_size, max_new_tokens, progress=progress)
@@ -130,34 +133,14 @@ def run_suite(
     return _finish(suite_obj, examples, result, extra)
 
 
-def _suite_options(suite: str, method: str, cot_prompts, builtin_tasks) -> dict[str, Any]:
-    if suite.startswith("mmlu"):
-        return {"method": method, "cot_prompts": cot_prompts}
-    if suite == "builtin":
-        return {"tasks": builtin_tasks}
-    return {}
-
-
 def run_suites(suites: list[str], predictor, data_dir, **kwargs) -> dict[str, Any]:
-    """Several suites -> `{"suites": [...], "normalized_average": ..., "chance": {...}}`."""
+    """Several suites (groups expanded) -> `{"suites": [...], "normalized_average": ..., "chance": {...}}`."""
     write_to = kwargs.pop("write_predictions_to", None)
-    names = _expand(suites)
     results = []
-    for name in names:
+    for name in expand(suites):
         per_file = _per_suite_path(write_to, name) if write_to else None
         results.append(run_suite(name, predictor, data_dir, write_predictions_to=per_file, **kwargs))
     return combine(results)
-
-
-def _expand(suites: list[str]) -> list[str]:
-    names: list[str] = []
-    for s in suites:
-        if s not in SUITE_NAMES:
-            raise FlanctlError(f"unknown suite {s!r}; choose from {', '.join(SUITE_NAMES)}")
-        for name in (HELD_OUT_SIX if s == "flan-held-out" else (s,)):
-            if name not in names:
-                names.append(name)
-    return names
 
 
 def _fill_suite(path: str | Path, suite: str) -> Path:
@@ -193,11 +176,13 @@ def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
 def score_predictions(suite: str, path: str | Path, data_dir: str | Path | None, limit: int | None = None,
                       **options: Any) -> dict[str, Any]:
     """Score a predictions file with the suite's extraction and aggregation. Missing ids are
-    counted (`missing`) and scored wrong; ids the suite does not have are an error."""
-    if suite == "flan-held-out":
-        raise FlanctlError("--predictions scores one suite at a time (ids repeat across suites); pass --suite with one of " + ", ".join(HELD_OUT_SIX))
-    suite_obj = make_suite(suite, **_suite_options(suite, options.get("method", "generate"), options.get("cot_prompts"), options.get("builtin_tasks")))
-    examples = suite_obj.load(data_dir, limit=limit, shots=options.get("shots"))
+    counted (`missing`) and scored wrong; ids the suite does not have are an error. `options`
+    are the run options (`shots`, `method`, `cot_prompts`, `builtin_tasks`, ...)."""
+    entry = lookup(suite)
+    if isinstance(entry, SuiteGroup):
+        raise FlanctlError("--predictions scores one suite at a time (ids repeat across suites); pass --suite with one of " + ", ".join(entry.members))
+    suite_obj = entry.create(options)
+    examples = suite_obj.load(data_dir, limit=limit, shots=suite_obj.shots_for(options.get("shots")))
     outputs = read_predictions(path)
     known = {ex.id for ex in examples}
     unknown = [i for i in outputs if i not in known]

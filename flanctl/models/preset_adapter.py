@@ -85,25 +85,11 @@ class PresetSeq2SeqLMAdapter(PresetCausalLMAdapter):
 
 
 def trainable_preset(task):
-    """The model the trainer fits for `model.family: preset`.
+    """The model the trainer fits for a loaded preset: its family's `trainable` (by class).
 
     Seq2SeqLM presets get `PresetSeq2SeqLMAdapter`, CausalLM presets `PresetCausalLMAdapter`;
     flanctl's own palm/t5 exports already take flanctl's batches and are returned as they are.
     """
-    import keras_hub
+    from flanctl.models.families import family_of_model
 
-    from flanctl.errors import FlanctlError
-    from flanctl.models.palm import PaLMCausalLM
-    from flanctl.models.t5 import T5PackedSeq2SeqLM
-
-    if isinstance(task, (PaLMCausalLM, T5PackedSeq2SeqLM)):
-        return task
-    # Seq2SeqLM subclasses CausalLM in keras-hub, so it is asked first.
-    if isinstance(task, keras_hub.models.Seq2SeqLM):
-        return PresetSeq2SeqLMAdapter(task)
-    if isinstance(task, keras_hub.models.CausalLM):
-        return PresetCausalLMAdapter(task)
-    raise FlanctlError(
-        f"training a {type(task).__name__} preset is not supported (flanctl trains keras-hub CausalLM and "
-        "Seq2SeqLM presets); use a CausalLM or Seq2SeqLM preset"
-    )
+    return family_of_model(task).trainable(task)

@@ -30,7 +30,7 @@ import functools
 import keras
 import numpy as np
 
-from flanctl.models.registry import unique_variables
+from flanctl.models.variables import unique_variables
 
 _WRAPPED = "_flanctl_remat"
 

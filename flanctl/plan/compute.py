@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flanctl.catalog.models import NOMINAL_PARAMS, PAPER_TABLE2, PRETRAIN, TABLE2_NOTES, is_decoder_only, t5_param_split
+from flanctl.catalog.models import NOMINAL_PARAMS, PAPER_TABLE2, PRETRAIN, TABLE2_NOTES, t5_param_split
 from flanctl.catalog.devices import device_peak_flops
 
 # Full rematerialisation reruns the forward pass once in the backward pass: 8N instead of 6N.
 REMAT_COMPUTE_FACTOR = 8 / 6
 
 
-def compute_section(spec: Any, family: str, size: str | None, arch: dict[str, int], params: int, notes: list[str]) -> dict[str, Any]:
+def compute_section(spec: Any, family: str, size: str | None, encoder_decoder: bool, arch: dict[str, int], params: int, notes: list[str]) -> dict[str, Any]:
     """The plan's `compute` object for a spec whose model has `params` parameters."""
     mix, train, dist = spec.mixture, spec.train, spec.distribution
     batch, steps = train.batch_size, train.steps
@@ -31,7 +31,7 @@ def compute_section(spec: Any, family: str, size: str | None, arch: dict[str, in
     tokens_per_step = input_tokens_per_step + target_tokens_per_step
     finetune_tokens = tokens_per_step * steps
 
-    if family == "t5" and arch:
+    if encoder_decoder and arch and "encoder_layers" in arch:
         split = t5_param_split(arch)
         n_enc = split["encoder"] - arch["vocab_size"] * arch["hidden_dim"]
         n_dec = split["decoder"]
@@ -55,7 +55,7 @@ def compute_section(spec: Any, family: str, size: str | None, arch: dict[str, in
         "finetune_fraction": (flops / pretrain) if pretrain else None,
     }
     nominal = NOMINAL_PARAMS.get(key)
-    if nominal is not None and is_decoder_only(family):
+    if nominal is not None and not encoder_decoder:
         out["finetune_flops_nominal"] = 6 * nominal * finetune_tokens
     if key in PAPER_TABLE2:
         p_pre, p_ft, p_pct = PAPER_TABLE2[key]

@@ -8,9 +8,9 @@ from it ("compatible").
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from flanctl.plan.document import saved_spec
 from flanctl.runs.run_dir import RunDir
 
 #: Spec paths (prefixes) whose change invalidates an existing checkpoint, with the reason.
@@ -61,12 +61,7 @@ def run_diff(run: RunDir, new_spec: dict[str, Any], steps: int) -> dict[str, Any
     if not state and not run.plan_path.is_file():
         return {"action": "create", "step": 0, "changes": [], "has_changes": True, "summary": f"new run {run.root}"}
 
-    old_spec = None
-    if run.plan_path.is_file():
-        try:
-            old_spec = json.loads(run.plan_path.read_text(encoding="utf-8")).get("spec")
-        except (json.JSONDecodeError, AttributeError):
-            old_spec = None
+    old_spec = saved_spec(run.plan_path) if run.plan_path.is_file() else None
     changes = spec_changes(old_spec, new_spec) if isinstance(old_spec, dict) else []
     latest = run.latest_checkpoint()
     step = max(int(state.get("step", 0) or 0), latest[0] if latest else 0)

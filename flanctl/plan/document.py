@@ -1,8 +1,13 @@
-"""The plan document: built from a loaded spec, hashed, saved, loaded and checked for staleness.
+"""The plan document as one typed, frozen object: the only reader and writer of `plan.json`.
 
-`make_plan` is a pure function of the spec (plus the run directory's state for the diff and
-the host's RAM for CPU plans); it imports no ML framework. The plan hash is sha256 over the
-canonical JSON of the plan without its `plan_hash` key, so an edited plan file is refused.
+`Plan` holds the resolved spec and everything the later rooms need decided once: the model's
+family and kind (encoder-decoder or decoder-only), its architecture, whether rows are packed,
+absolute paths of the checkpoint, preset and tokenizer. Rooms take a `Plan` and read its
+attributes; none re-reads `plan.json` or re-defaults a setting.
+
+The plan hash is sha256 over the canonical JSON of the plan without its `plan_hash` key, so an
+edited plan file is refused. A plan of another schema version (an earlier flanctl) is refused
+with "run `flanctl plan` again".
 """
 
 from __future__ import annotations
@@ -12,20 +17,138 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flanctl import __version__
-from flanctl.catalog.models import NOMINAL_PARAMS, is_decoder_only, param_count, resolve_architecture
-from flanctl.errors import FlanctlError
-from flanctl.plan.compute import compute_section
-from flanctl.plan.diff import run_diff
-from flanctl.plan.evals import eval_section
-from flanctl.plan.inputs import local_inputs, trained_inputs
-from flanctl.plan.memory import memory_section
-from flanctl.plan.mixture import mixture_section
-from flanctl.plan.presets import preset_architecture
-from flanctl.runs.run_dir import RunDir, write_text_atomic
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-SCHEMA_VERSION = 1
+from flanctl.errors import FlanctlError
+from flanctl.runs.run_dir import write_text_atomic
+from flanctl.spec.models import Spec, Tokenizer
+
+#: 2: typed plan (model.encoder_decoder, model.packed, absolute paths); 1 was an untyped dict.
+SCHEMA_VERSION = 2
 DEFAULT_PLAN_PATH = Path(".flanctl") / "plan.json"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ResolvedModel(_Frozen):
+    """The model to finetune, decided once at plan time."""
+
+    family: str
+    size: str | None = None
+    #: True for T5 and keras-hub Seq2SeqLM presets (read from the preset folder).
+    encoder_decoder: bool
+    #: Whether the data stream packs several examples per row (mixture.packing and the family allows it).
+    packed: bool
+    params: int | None = None
+    params_without_norms: int | None = None
+    params_nominal: float | None = None
+    architecture: dict[str, int] | None = None
+    #: Weights to start from: an absolute local folder, or a hub handle as written; None = fresh init.
+    checkpoint: str | None = None
+    #: The keras-hub preset (absolute folder or hub handle) of a `family: preset` model.
+    preset: str | None = None
+    #: The spec's tokenizer with `path` absolute.
+    tokenizer: Tokenizer
+    #: Precision of the weights (spec model.precision).
+    precision: str
+
+    @property
+    def weights(self) -> str | None:
+        """What to load the starting weights from (checkpoint, else preset), or None."""
+        return self.checkpoint or self.preset
+
+
+class RunInfo(_Frozen):
+    name: str
+    dir: str
+    diff: dict[str, Any]
+
+
+class Plan(_Frozen):
+    """The plan document. `Plan.load(path)` / `plan.save(path)`; `plan.document()` is the JSON."""
+
+    schema_version: int = SCHEMA_VERSION
+    flanctl_version: str
+    spec_path: str
+    spec_hash: str
+    spec_overrides: list[str]
+    spec: Spec
+    model: ResolvedModel
+    compute: dict[str, Any] | None
+    memory: dict[str, Any]
+    distribution: dict[str, Any]
+    mixture: dict[str, Any]
+    eval: dict[str, Any]
+    inputs: dict[str, str | None]
+    run: RunInfo
+    notes: list[str]
+    plan_hash: str = ""
+
+    # ---------------------------------------------------------------- derived, never stored
+    @property
+    def base_dir(self) -> Path:
+        """The spec file's folder: relative paths in the spec are from here."""
+        return Path(self.spec_path).parent
+
+    @property
+    def backend(self) -> str:
+        return self.spec.distribution.backend
+
+    @property
+    def eval_data_dir(self) -> str | None:
+        """`eval.data_dir`, absolute (None when the spec gives none)."""
+        return self.eval.get("data_dir")
+
+    @property
+    def processes(self) -> int:
+        return self.spec.distribution.processes.count
+
+    # ---------------------------------------------------------------- the JSON document
+    def document(self) -> dict[str, Any]:
+        """The plan as the JSON-able dict `flanctl plan --json` prints and plan.json holds."""
+        return self.model_dump(mode="json")
+
+    def with_hash(self) -> "Plan":
+        return self.model_copy(update={"plan_hash": plan_hash(self.document())})
+
+    def save(self, path: str | Path = DEFAULT_PLAN_PATH) -> Path:
+        """Write the plan (pretty JSON, atomically); returns the path."""
+        path = Path(path)
+        write_text_atomic(path, json.dumps(self.document(), indent=2, sort_keys=True) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Plan":
+        """Read a saved plan; verify its schema version and hash."""
+        path = Path(path)
+        again = "run `flanctl plan SPEC` again"
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FlanctlError(f"{path}: no such plan; run `flanctl plan SPEC` first") from None
+        except IsADirectoryError:
+            raise FlanctlError(f"{path}: is a directory, not a plan file; pass the plan's .json file") from None
+        except UnicodeDecodeError:
+            raise FlanctlError(f"{path}: plan is not UTF-8 text; {again}") from None
+        except json.JSONDecodeError as exc:
+            raise FlanctlError(f"{path}:{exc.lineno}:{exc.colno}: plan is not valid JSON ({exc.msg}); {again}") from None
+        if not isinstance(raw, dict) or "plan_hash" not in raw:
+            raise FlanctlError(f"{path}: not a flanctl plan (no plan_hash); {again}")
+        if raw.get("schema_version") != SCHEMA_VERSION:
+            raise FlanctlError(
+                f"{path}: plan schema version {raw.get('schema_version')!r} is from another flanctl version "
+                f"(this one writes {SCHEMA_VERSION}); {again}"
+            )
+        if plan_hash(raw) != raw["plan_hash"]:
+            raise FlanctlError(f"{path}: plan was modified after it was made (hash mismatch); {again}")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise FlanctlError(f"{path}: plan field {where}: {first['msg']}; {again}") from None
 
 
 def canonical_json(obj: Any) -> str:
@@ -33,162 +156,54 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def plan_hash(plan: dict[str, Any]) -> str:
+def plan_hash(plan: dict[str, Any] | Plan) -> str:
     """sha256 of the canonical JSON of `plan` without its `plan_hash` key."""
-    body = {k: v for k, v in plan.items() if k != "plan_hash"}
+    doc = plan.document() if isinstance(plan, Plan) else plan
+    body = {k: v for k, v in doc.items() if k != "plan_hash"}
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
-def run_name(loaded: Any) -> str:
-    """`spec.name`, or the spec file's stem made a valid name (as the spec loader does)."""
-    from flanctl.spec.loader import default_name
-
-    return loaded.spec.name or default_name(Path(loaded.path))
+def save_plan(plan: Plan, path: str | Path = DEFAULT_PLAN_PATH) -> Path:
+    return plan.save(path)
 
 
-def make_plan(
-    loaded: Any,
-    runs_root: str | Path | None = None,
-    overrides: list[str] | tuple[str, ...] | None = None,
-    realize: Any = None,
-) -> dict[str, Any]:
-    """Resolve a `LoadedSpec` into the plan document (JSON-able dict, hashed).
+def load_plan(path: str | Path) -> Plan:
+    return Plan.load(path)
 
-    `runs_root` is where run directories live (default `./runs`); `overrides` are the `--set`
-    strings the spec was loaded with (kept so `apply` can reload and compare the spec).
-    `realize(spec, base_dir) -> dict | None` fills `mixture.realized` with the counts of the
-    data actually on disk (the CLI passes `flanctl.data.realize_mixture`; it is injected so that
-    this room never imports the data room, and returns None when a source needs the network).
+
+def saved_spec(path: str | Path) -> dict[str, Any] | None:
+    """The resolved spec recorded in a run's `plan.json`, of any schema version, or None.
+
+    Used to diff a new plan against what a run was made from: a plan of an earlier version
+    still tells which settings the checkpoint was trained with.
     """
-    spec = loaded.spec
-    spec_path = Path(loaded.path).resolve()
-    base_dir = spec_path.parent
-    notes: list[str] = list(getattr(loaded, "notes", []) or [])
-    if overrides is None:
-        overrides = list(getattr(loaded, "overrides", []) or [])
-
-    model = spec.model
-    family, size = model.family, model.size
-    if family == "preset":
-        arch, params = preset_architecture(model, base_dir, notes)
-    else:
-        try:
-            arch = resolve_architecture(model)
-        except ValueError as exc:
-            raise FlanctlError(f"{spec_path}: {exc}") from None
-        params = param_count(family, arch)
-    if arch and model.tokenizer.kind == "byte" and model.architecture.vocab_size is None and size in _paper_sizes(family):
-        notes.append(f"model: byte tokenizer, so vocab_size is 259 and the {size} count differs from the paper's; set model.tokenizer.kind: sentencepiece for the paper's vocabulary")
-    if arch and model.tokenizer.kind == "sentencepiece" and model.tokenizer.vocab_size > arch["vocab_size"]:
-        notes.append(f"model: tokenizer.vocab_size {model.tokenizer.vocab_size} exceeds the model's vocab_size {arch['vocab_size']}")
-    if arch and is_decoder_only(family) and spec.mixture.inputs_length + spec.mixture.targets_length > arch["max_sequence_length"]:
-        notes.append("model: inputs_length + targets_length exceeds max_sequence_length; packed sequences will be cut")
-
-    runs_root = Path(runs_root) if runs_root is not None else Path.cwd() / "runs"
-    run = RunDir(runs_root.resolve() / run_name(loaded))
-    spec_dict = spec.model_dump(mode="json")
-    dist = spec.distribution
-
-    plan: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "flanctl_version": __version__,
-        "spec_path": str(spec_path),
-        "spec_hash": loaded.text_hash,
-        "spec_overrides": list(overrides),
-        "spec": spec_dict,
-        "model": {
-            "family": family,
-            "size": size,
-            "params": params,
-            # PaLM Table 1 convention: without the layer-norm scales.
-            "params_without_norms": param_count(family, arch, include_norms=False) if arch and is_decoder_only(family) else params,
-            "params_nominal": NOMINAL_PARAMS.get((family, size or "")),
-            "decoder_only": is_decoder_only(family) if family != "preset" else None,
-            "architecture": arch,
-            "checkpoint": model.checkpoint,
-            "preset": model.preset,
-            "tokenizer": model.tokenizer.model_dump(mode="json"),
-            "precision": model.precision,
-        },
-        "compute": compute_section(spec, family, size, arch or {}, params or 0, notes) if params else None,
-        # Presets are treated as decoder-only CausalLMs for the memory estimate.
-        "memory": memory_section(spec, "palm" if family == "preset" else family, arch, params, notes),
-        "distribution": {
-            "backend": dist.backend,
-            "mesh": {"data": dist.mesh.data, "model": dist.mesh.model},
-            "devices": dist.mesh.data * dist.mesh.model,
-            "processes": dist.processes.model_dump(mode="json"),
-            "device": dist.device,
-            "utilization": dist.utilization,
-        },
-        "train": spec.train.model_dump(mode="json"),
-        "mixture": mixture_section(spec, notes),
-        "eval": eval_section(spec, notes),
-        "inputs": local_inputs(spec, base_dir),
-        "run": {"name": run.name, "dir": str(run.root), "diff": run_diff(run, spec_dict, spec.train.steps)},
-    }
-    if realize is not None:
-        try:
-            plan["mixture"]["realized"] = realize(spec, base_dir)
-        except FlanctlError as exc:
-            notes.append(f"mixture: realized counts unavailable ({exc})")
-    plan["notes"] = notes
-    plan["plan_hash"] = plan_hash(plan)
-    return plan
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    spec = raw.get("spec") if isinstance(raw, dict) else None
+    return spec if isinstance(spec, dict) else None
 
 
-def _paper_sizes(family: str) -> set[str]:
-    return {s for (f, s) in NOMINAL_PARAMS if f == family}
-
-
-def save_plan(plan: dict[str, Any], path: str | Path = DEFAULT_PLAN_PATH) -> Path:
-    """Write the plan (pretty JSON, atomically); returns the path."""
-    path = Path(path)
-    write_text_atomic(path, json.dumps(plan, indent=2, sort_keys=True) + "\n")
-    return path
-
-
-def load_plan(path: str | Path) -> dict[str, Any]:
-    """Read a saved plan and verify its schema version and hash."""
+def saved_summary(path: str | Path) -> dict[str, Any]:
+    """What a report needs from a run's `plan.json` (`run.name`, `model.family/size/params`,
+    `mixture`, `spec`), read leniently: runs of earlier versions and hand-made folders are reported too.
+    Raises `FlanctlError` only when the file is not a JSON object."""
     path = Path(path)
     try:
-        plan = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FlanctlError(f"{path}: no such plan; run `flanctl plan SPEC` first") from None
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise FlanctlError(f"{path}: not UTF-8 text; re-run `flanctl apply` to rewrite it") from None
     except json.JSONDecodeError as exc:
-        raise FlanctlError(f"{path}:{exc.lineno}:{exc.colno}: plan is not valid JSON ({exc.msg}); run `flanctl plan SPEC` again") from None
-    if not isinstance(plan, dict) or "plan_hash" not in plan:
-        raise FlanctlError(f"{path}: not a flanctl plan (no plan_hash); run `flanctl plan SPEC` again")
-    if plan.get("schema_version") != SCHEMA_VERSION:
-        raise FlanctlError(f"{path}: plan schema version {plan.get('schema_version')!r} is not {SCHEMA_VERSION}; run `flanctl plan SPEC` again")
-    if plan_hash(plan) != plan["plan_hash"]:
-        raise FlanctlError(f"{path}: plan was modified after it was made (hash mismatch); run `flanctl plan SPEC` again")
-    return plan
-
-
-def check_fresh(plan: dict[str, Any], loader: Any = None) -> None:
-    """Raise `FlanctlError` when the spec files or local inputs changed since planning.
-
-    `loader(path, overrides) -> LoadedSpec` defaults to `flanctl.spec.load_spec`.
-    """
-    spec_path = Path(plan["spec_path"])
-    again = f"run `flanctl plan {spec_path}` again"
-    if not spec_path.is_file():
-        raise FlanctlError(f"stale plan: spec file {spec_path} no longer exists; {again}")
-    if loader is None:
-        from flanctl.spec import load_spec as loader
-    try:
-        loaded = loader(spec_path, list(plan.get("spec_overrides", [])))
-    except FlanctlError as exc:
-        first = str(exc).splitlines()[0]
-        raise FlanctlError(f"stale plan: {spec_path} no longer loads ({first}); fix it and {again}") from None
-    if loaded.text_hash != plan["spec_hash"]:
-        raise FlanctlError(f"stale plan: {spec_path} or a file it extends changed since it was planned; {again}")
-    now = local_inputs(loaded.spec, spec_path.parent)
-    before = plan.get("inputs", {})
-    made_by_apply = trained_inputs(loaded.spec)
-    for name in sorted(set(now) | set(before)):
-        if name in made_by_apply and name not in before:
-            continue  # e.g. the SentencePiece model a previous apply trained from this very spec
-        if now.get(name) != before.get(name):
-            raise FlanctlError(f"stale plan: input {name} changed since it was planned; {again}")
+        raise FlanctlError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}); re-run the step that wrote it") from None
+    if not isinstance(raw, dict):
+        raise FlanctlError(f"{path}: expected a JSON object, got {type(raw).__name__}")
+    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    run = raw.get("run") if isinstance(raw.get("run"), dict) else {}
+    spec = raw.get("spec") if isinstance(raw.get("spec"), dict) else {}
+    return {
+        "run": {"name": run.get("name")},
+        "model": {k: model.get(k) for k in ("family", "size", "params")},
+        "mixture": raw.get("mixture") if isinstance(raw.get("mixture"), dict) else {},
+        "spec": spec,
+    }

@@ -20,17 +20,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flanctl.catalog.models import is_decoder_only
 from flanctl.catalog.devices import device_memory_bytes
 
 PARAM_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "mixed_bfloat16": 4, "mixed_float16": 4}
 COMPUTE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "mixed_bfloat16": 2, "mixed_float16": 2}
 
 
-def weight_shapes(family: str, arch: dict[str, int]) -> list[tuple[tuple[int, ...], int]]:
+def weight_shapes(encoder_decoder: bool, arch: dict[str, int]) -> list[tuple[tuple[int, ...], int]]:
     """Logical weight shapes as (shape, how many), for the optimizer's factored state."""
     d, H, h, f, V = arch["hidden_dim"], arch["num_heads"], arch["head_dim"], arch["ffn_dim"], arch["vocab_size"]
-    if is_decoder_only(family):
+    if not encoder_decoder:
         K, L = arch["num_kv_heads"], arch["num_layers"]
         return [
             ((V, d), 1),
@@ -56,12 +55,12 @@ def _adafactor_factored_words(shapes: list[tuple[tuple[int, ...], int]]) -> int:
     return words
 
 
-def _activations_per_token(family: str, arch: dict[str, int], mix: Any, model_axis: int, remat: bool) -> tuple[float, float]:
+def _activations_per_token(encoder_decoder: bool, arch: dict[str, int], mix: Any, model_axis: int, remat: bool) -> tuple[float, float]:
     """(elements kept per token over all layers, elements of one layer's working set per token)."""
     d, H, h, f = arch["hidden_dim"], arch["num_heads"], arch["head_dim"], arch["ffn_dim"]
     m = model_axis
     s_in, s_tgt = mix.inputs_length, mix.targets_length
-    if is_decoder_only(family):
+    if not encoder_decoder:
         K, L, S = arch["num_kv_heads"], arch["num_layers"], s_in + s_tgt
         layer = 2 * d + ((H + 2 * K) * h + H * h + 3 * f + H * S) / m
         kept = L * (d if remat else layer)
@@ -80,7 +79,7 @@ def _activations_per_token(family: str, arch: dict[str, int], mix: Any, model_ax
     return kept, max(share_in * enc, share_tgt * dec)
 
 
-def memory_section(spec: Any, family: str, arch: dict[str, int] | None, params: int | None, notes: list[str]) -> dict[str, Any]:
+def memory_section(spec: Any, encoder_decoder: bool, arch: dict[str, int] | None, params: int | None, notes: list[str]) -> dict[str, Any]:
     """The plan's `memory` object (per-device bytes, capacity, `fits`, largest term)."""
     dist, train, mix = spec.distribution, spec.train, spec.mixture
     device_bytes = device_memory_bytes(dist.device)
@@ -97,7 +96,7 @@ def memory_section(spec: Any, family: str, arch: dict[str, int] | None, params: 
     shards = m * data
     params_b = params * p_bytes / shards
     grads_b = params * p_bytes / shards
-    shapes = weight_shapes(family, arch)
+    shapes = weight_shapes(encoder_decoder, arch)
     if train.optimizer == "adafactor":
         # flanctl.train.adafactor.FactoredAdafactor: rows + cols per matrix, nothing full-size
         # (keras.optimizers.Adafactor would add a full-size velocity slot per variable).
@@ -110,12 +109,12 @@ def memory_section(spec: Any, family: str, arch: dict[str, int] | None, params: 
 
     seqs_per_device = train.batch_size / data / train.grad_accum
     tokens_per_device = seqs_per_device * (mix.inputs_length + mix.targets_length)
-    target_tokens = seqs_per_device * (mix.targets_length if family == "t5" else mix.inputs_length + mix.targets_length)
+    target_tokens = seqs_per_device * (mix.targets_length if encoder_decoder else mix.inputs_length + mix.targets_length)
     logits_b = target_tokens * 2 * arch["vocab_size"] * 4 / m
 
     act = {}
     for remat in (False, True):
-        kept, layer = _activations_per_token(family, arch, mix, m, remat)
+        kept, layer = _activations_per_token(encoder_decoder, arch, mix, m, remat)
         working = layer * tokens_per_device * c_bytes if remat else 0.0
         act[remat] = kept * tokens_per_device * c_bytes + working + logits_b
 

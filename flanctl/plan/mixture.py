@@ -41,7 +41,7 @@ def _source(coll: Any, catalog: Any) -> dict[str, Any] | None:
     return None
 
 
-def mixture_section(spec: Any, notes: list[str]) -> dict[str, Any]:
+def mixture_section(spec: Any, packed: bool, notes: list[str]) -> dict[str, Any]:
     """The plan's `mixture` object."""
     mix = spec.mixture
     raw = {c.name: c.proportion for c in mix.collections}
@@ -106,7 +106,7 @@ def mixture_section(spec: Any, notes: list[str]) -> dict[str, Any]:
         "expected": expected,
         "inputs_length": mix.inputs_length,
         "targets_length": mix.targets_length,
-        "packing": _packing(spec, notes),
+        "packing": _packing(spec, packed, notes),
         "temperature": mix.temperature,
         "seed": mix.seed,
         "few_shot": {"min_shots": mix.few_shot.min_shots, "max_shots": mix.few_shot.max_shots},
@@ -115,15 +115,13 @@ def mixture_section(spec: Any, notes: list[str]) -> dict[str, Any]:
     }
 
 
-def _packing(spec: Any, notes: list[str]) -> bool:
+def _packing(spec: Any, packed: bool, notes: list[str]) -> bool:
     """`mixture.packing` as the data stream applies it (off for models without segment masks)."""
-    from flanctl.catalog.models import packing_note, supports_packing
+    from flanctl.catalog.models import packing_note
 
-    family = spec.model.family
-    if spec.mixture.packing and not supports_packing(family):
-        notes.append(f"mixture.packing: off for model.family {family}: {packing_note(family)}")
-        return False
-    return bool(spec.mixture.packing)
+    if spec.mixture.packing and not packed:
+        notes.append(f"mixture.packing: off for model.family {spec.model.family}: {packing_note(spec.model.family)}")
+    return packed
 
 
 def _sum(values: Any) -> int | None:

@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from flanctl.plan.document import Plan
+
 
 def human_bytes(n: float | None) -> str:
     if n is None:
@@ -40,13 +42,15 @@ def _kv_table(title: str, rows: list[tuple[str, str]]) -> Table:
     return table
 
 
-def render_plan(plan: dict[str, Any], console: Console) -> None:
+def render_plan(plan: Plan, console: Console) -> None:
     """Print the plan's sections as tables."""
+    plan = plan.document()
     m, c, mem, d = plan["model"], plan.get("compute") or {}, plan["memory"], plan["distribution"]
     arch = m.get("architecture") or {}
     arch_text = ", ".join(f"{k}={v}" for k, v in arch.items()) if arch else "-"
     console.print(_kv_table("Model", [
         ("family / size", f"{m['family']} / {m['size'] or '-'}"),
+        ("kind", "encoder-decoder" if m["encoder_decoder"] else "decoder-only"),
         ("parameters", _params_text(m)),
         ("architecture", arch_text),
         ("tokenizer", m["tokenizer"]["kind"]),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flanctl.errors import FlanctlError
+from flanctl.plan.document import saved_summary
 
 #: Eval files whose name ends like this hold the score of the model before finetuning
 #: (e.g. `evals/builtin.before.json`); they are shown beside the final score.
@@ -151,9 +152,7 @@ def read_run(root: str | Path) -> RunRecord:
         raise FlanctlError(
             f"'{root}' is not a run directory (no plan.json, metrics.jsonl or evals/); run `flanctl apply SPEC` first"
         )
-    plan = _read_json(plan_path) if plan_path.exists() else {}
-    if not isinstance(plan, dict):
-        raise FlanctlError(f"{plan_path}: expected a JSON object, got {type(plan).__name__}")
+    plan = saved_summary(plan_path) if plan_path.exists() else {}
     spec = _read_spec(spec_path) if spec_path.exists() else dict(plan.get("spec") or {})
     metrics = _read_metrics(metrics_path) if metrics_path.exists() else []
     after, before, normalized = _read_evals(evals_dir)

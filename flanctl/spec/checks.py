@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import math
 import typing
+from collections.abc import Iterable
 from typing import Any
 
+from flanctl.catalog import models as catalog_models
+from flanctl.catalog.builtin import BUILTIN_HELD_OUT_TASKS, BUILTIN_TASKS, BUILTIN_TRAIN_TASKS
+from flanctl.catalog.collections import COLLECTIONS
 from flanctl.errors import SpecError
 from flanctl.spec.error_locations import locate
 from flanctl.spec.field_paths import suggest
@@ -78,14 +82,6 @@ def _check_mesh(spec: Spec, r: _Reporter) -> None:
                     ("distribution", "processes", "coordinator"))
 
 
-def _catalog_models():
-    try:
-        from flanctl.catalog import models as catalog
-    except ImportError:  # the catalog is optional for the schema layer
-        return None
-    return catalog
-
-
 def _check_model(spec: Spec, r: _Reporter) -> None:
     m = spec.model
     if m.family == "preset":
@@ -96,17 +92,14 @@ def _check_model(spec: Spec, r: _Reporter) -> None:
     if m.tokenizer.kind == "preset" and not (m.tokenizer.path or m.preset):
         r.error("model.tokenizer.kind 'preset' needs model.tokenizer.path or model.preset (where the tokenizer comes from)",
                 ("model", "tokenizer", "kind"), ("model", "tokenizer"))
-    catalog = _catalog_models()
-    if catalog is None:
-        return
-    sizes = list(catalog.SIZES.get(m.family, {}))
+    sizes = list(catalog_models.SIZES.get(m.family, {}))
     if m.size is not None and m.size not in sizes:
         close = suggest(m.size, sizes)
         hint = close if close.startswith("; did") else ""
         r.error(f"model.size '{m.size}' is not a {m.family} size; known: {', '.join(sizes)}{hint}", ("model", "size"))
         return
     try:
-        arch = catalog.resolve_architecture(m)
+        arch = catalog_models.resolve_architecture(m)
     except ValueError as exc:
         r.error(f"model: {exc}", ("model", "size"), ("model", "architecture"), ("model", "family"), ("model",))
         return
@@ -126,12 +119,43 @@ def _check_model(spec: Spec, r: _Reporter) -> None:
                 ("model", "architecture", "num_kv_heads"), ("model", "architecture", "num_heads"), ("model", "size"))
 
 
-def _collection_names() -> list[str]:
-    try:
-        from flanctl.catalog.collections import COLLECTIONS
-    except ImportError:
-        return ["muffin", "t0_sf", "niv2", "cot", "dialog", "builtin"]
-    return list(COLLECTIONS)
+def held_out_task_message(collection: str, tasks: Iterable[str]) -> str:
+    """Why a builtin-source collection may not list held-out tasks (the data room raises the same)."""
+    names = sorted(set(tasks))
+    one = len(names) == 1
+    return (f"mixture.collections[{collection}].tasks: {', '.join(names)} {'is' if one else 'are'} held out for the "
+            f"builtin eval suite (never trained on); remove {'it' if one else 'them'} from tasks, or train on "
+            f"{'it' if one else 'one'} on purpose as a user_tasks entry with source {{kind: builtin, path: {names[0]}}}")
+
+
+def unknown_builtin_task_message(collection: str, tasks: Iterable[str]) -> str:
+    """A builtin-source collection lists a task no generator makes (the data room raises the same)."""
+    return (f"mixture.collections[{collection}].tasks: unknown built-in task(s) {', '.join(sorted(set(tasks)))}; "
+            f"known: {', '.join(BUILTIN_TRAIN_TASKS)}")
+
+
+def _source_kind(c: Any) -> str | None:
+    """The kind of source the data room reads a collection from (its own, else the catalog's)."""
+    if c.source is not None:
+        return c.source.kind
+    catalog = COLLECTIONS.get(c.name)
+    if catalog is not None and catalog.source is not None and not c.user_tasks:
+        return catalog.source.kind
+    return None
+
+
+def _check_builtin_tasks(c: Any, here: tuple[Any, ...], r: _Reporter) -> None:
+    """A builtin-source collection trains on train tasks only: held-out ones are for the eval."""
+    if c.tasks is None or c.proportion == 0 or _source_kind(c) != "builtin":
+        return
+    for bad, message in (
+        ([t for t in c.tasks if t in BUILTIN_HELD_OUT_TASKS], held_out_task_message),
+        ([t for t in c.tasks if t not in BUILTIN_TASKS], unknown_builtin_task_message),
+    ):
+        if bad:
+            first = c.tasks.index(bad[0])
+            r.error(message(c.name, bad), here + ("tasks", first), here + ("tasks",), here)
+            return
 
 
 def _check_mixture(spec: Spec, r: _Reporter) -> None:
@@ -140,7 +164,7 @@ def _check_mixture(spec: Spec, r: _Reporter) -> None:
     if fs.min_shots > fs.max_shots:
         r.error(f"mixture.few_shot.min_shots {fs.min_shots} is larger than max_shots {fs.max_shots}",
                 ("mixture", "few_shot", "min_shots"), ("mixture", "few_shot", "max_shots"))
-    known = _collection_names()
+    known = list(COLLECTIONS)
     seen: dict[str, int] = {}
     for i, c in enumerate(mix.collections):
         here = ("mixture", "collections", i)
@@ -158,6 +182,7 @@ def _check_mixture(spec: Spec, r: _Reporter) -> None:
                 r.error(f"user task '{task.name}' appears twice in collection '{c.name}'",
                         here + ("user_tasks", j, "name"), here)
             task_names.setdefault(task.name, j)
+        _check_builtin_tasks(c, here, r)
         if c.templates is not None and sum(c.templates.model_dump().values()) <= 0:
             r.error(f"collection '{c.name}': the template mix is all zero; give at least one format a share",
                     here + ("templates",), here)
@@ -192,10 +217,6 @@ def _check_eval(spec: Spec, r: _Reporter) -> None:
         elif ev.shots[name] < 0:
             r.error(f"eval.shots.{name} is {ev.shots[name]}; shots cannot be negative", ("eval", "shots", name))
     if ev.builtin_tasks:
-        try:
-            from flanctl.catalog.builtin import BUILTIN_HELD_OUT_TASKS, BUILTIN_TRAIN_TASKS
-        except ImportError:
-            return
         names = list(BUILTIN_HELD_OUT_TASKS) + list(BUILTIN_TRAIN_TASKS)
         for i, task in enumerate(ev.builtin_tasks):
             if task not in names:

@@ -7,12 +7,6 @@ checkpoints, resume, metrics, export). Keras is imported only when training star
 
 from __future__ import annotations
 
+from flanctl.train.job import needs_child, run_training
 
-def run_training(plan: dict, run, console=None) -> dict:
-    """See `flanctl.train.job.run_training`."""
-    from flanctl.train.job import run_training as _run
-
-    return _run(plan, run, console)
-
-
-__all__ = ["run_training"]
+__all__ = ["needs_child", "run_training"]

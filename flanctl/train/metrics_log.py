@@ -41,6 +41,13 @@ class MetricsLog:
         self._tb.scalars(record["step"], {f"train/{k}": record[k] for k in ("loss", "lr", "tokens_per_s", "mfu") if k in record})
         self._tb.flush()
 
+    def log_evals(self, step: int, scores: dict[str, float]) -> None:
+        """One line `{"step": n, "eval/<suite>": score, ...}` (held-out evals of train.eval_every)."""
+        self._jsonl.write(json.dumps({"step": step, **scores}) + "\n")
+        self._jsonl.flush()
+        self._tb.scalars(step, dict(scores))
+        self._tb.flush()
+
     def close(self) -> None:
         self._jsonl.close()
         self._tb.close()

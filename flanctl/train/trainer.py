@@ -22,6 +22,7 @@ import numpy as np
 
 from flanctl.backends import Placement, get_backend
 from flanctl.errors import FlanctlError
+from flanctl.plan import Plan
 from flanctl.train.checkpoints import restore_checkpoint, save_checkpoint
 from flanctl.train.metrics_log import MetricsLog
 from flanctl.train.optimizers import build_optimizer
@@ -71,40 +72,31 @@ def micro_batches(batch: dict, accum: int) -> list[dict]:
     return [{k: v[i * size : (i + 1) * size] for k, v in batch.items()} for i in range(accum)]
 
 
-def _default_model(plan: dict) -> keras.Model:
-    """The model to finetune: fresh from the architecture, or loaded from model.checkpoint /
-    model.preset (a keras-hub preset handle or directory, relative to the spec file)."""
+def _default_model(plan: Plan) -> keras.Model:
+    """The model to finetune: fresh from the architecture, or loaded from the plan's
+    checkpoint / preset (an absolute folder or a keras-hub handle, resolved by the plan)."""
     from flanctl.models import build_model, load_model
+    from flanctl.models.preset_adapter import trainable_preset
 
-    spec = plan["spec"]
-    family = spec["model"]["family"]
-    source = spec["model"].get("checkpoint") or (spec["model"].get("preset") if family == "preset" else None)
-    if source:
-        local = Path(plan.get("spec_path", ".")).resolve().parent / source
-        model, _tokenizer = load_model(str(local) if local.exists() else source)
-        if family == "preset":
-            from flanctl.models.preset_adapter import trainable_preset
-
-            return trainable_preset(model)
-        return model
-    return build_model(plan["model"], family, dropout=spec["train"]["dropout"])
+    m = plan.model
+    if m.weights:
+        model, _tokenizer = load_model(m.weights)
+        return trainable_preset(model) if m.family == "preset" else model
+    return build_model(m.architecture, m.family, dropout=plan.spec.train.dropout)
 
 
-def _spec_tokenizer(plan: dict):
-    """(Spec, spec folder, tokenizer): a missing SentencePiece model is trained on the mixture."""
+def plan_tokenizer(plan: Plan):
+    """The plan's tokenizer; a missing SentencePiece model is trained on the mixture."""
     from flanctl.data import tokenizer_for_spec
-    from flanctl.spec.models import Spec
 
-    spec = Spec.model_validate(plan["spec"])
-    base_dir = Path(plan.get("spec_path", ".")).resolve().parent
-    return spec, base_dir, tokenizer_for_spec(spec, base_dir)
+    return tokenizer_for_spec(plan.spec, plan.base_dir)
 
 
-def _default_stream(plan: dict, placement: Placement) -> Iterator[dict]:
+def _default_stream(plan: Plan, placement: Placement) -> Iterator[dict]:
     from flanctl.data import build_train_stream
 
-    spec, base_dir, tokenizer = _spec_tokenizer(plan)
-    return build_train_stream(spec, base_dir, tokenizer, process_index=placement.process_index, process_count=placement.process_count)
+    return build_train_stream(plan.spec, plan.base_dir, plan_tokenizer(plan), process_index=placement.process_index,
+                              process_count=placement.process_count, model=plan.model)
 
 
 class Trainer:
@@ -112,30 +104,32 @@ class Trainer:
 
     def __init__(
         self,
-        plan: dict,
+        plan: Plan,
         run,
         console=None,
-        model_factory: Callable[[dict], keras.Model] | None = None,
-        stream_factory: Callable[[dict, Placement], Iterator[dict]] | None = None,
+        model_factory: Callable[[Plan], keras.Model] | None = None,
+        stream_factory: Callable[[Plan, Placement], Iterator[dict]] | None = None,
         export: bool = True,
+        on_step: Callable[[int, keras.Model], dict | None] | None = None,
     ):
         self.plan, self.run, self.console = plan, run, console
-        self.spec = plan["spec"]
-        self.cfg = self.spec["train"]
+        self.spec = plan.spec
+        self.cfg = plan.spec.train
         self.model_factory = model_factory or _default_model
         self.stream_factory = stream_factory or _default_stream
         self.export = export
+        self.on_step = on_step
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
-        dist = self.spec["distribution"]
-        backend = get_backend(dist["backend"])
-        if keras.backend.backend() != dist["backend"]:
-            raise FlanctlError(f"keras runs on {keras.backend.backend()}, the plan asks for {dist['backend']}; run through flanctl.train.run_training")
+        dist = self.spec.distribution
+        backend = get_backend(dist.backend)
+        if keras.backend.backend() != dist.backend:
+            raise FlanctlError(f"keras runs on {keras.backend.backend()}, the plan asks for {dist.backend}; run through flanctl.train.run_training")
         # Processes and mesh first: multi-process jax must start before any device is touched.
-        self.placement = backend.setup(dist, self.spec["model"]["family"])
-        keras.utils.set_random_seed(int(self.cfg.get("seed", 0)))
-        keras.config.set_dtype_policy(self.cfg.get("precision", "float32"))
+        self.placement = backend.setup(dist.model_dump(mode="json"), self.plan.model.family)
+        keras.utils.set_random_seed(self.cfg.seed)
+        keras.config.set_dtype_policy(self.cfg.precision)
         self.ckpt_format = backend.checkpoint_format(self.placement)
         with self.placement.scope():
             self.model = self.model_factory(self.plan)
@@ -146,7 +140,7 @@ class Trainer:
         self.optimizer = self.model.optimizer  # compile may wrap it (loss scaling under mixed_float16)
         self.stream = self.stream_factory(self.plan, self.placement)
         self.params = int(self.model.count_params())
-        if self.cfg.get("remat"):
+        if self.cfg.remat:
             self._apply_remat()
         self.peak = peak_flops(self.plan)
 
@@ -196,7 +190,7 @@ class Trainer:
             {"tokens": tokens, "time": time.time()},
             self.placement,
             self.ckpt_format,
-            int(self.cfg.get("keep_checkpoints", 2)),
+            self.cfg.keep_checkpoints,
         )
         if self.placement.is_chief:
             self.run.update_state(status="training", step=step, checkpoint=str(path))
@@ -205,7 +199,7 @@ class Trainer:
     def train_step(self, batch: dict) -> float:
         """One optimizer step over `grad_accum` micro-batches; returns the step's loss, the mean
         over all its target tokens (of every process), whatever the micro-batch split."""
-        accum = int(self.cfg.get("grad_accum", 1))
+        accum = self.cfg.grad_accum
         step_tokens = self.placement.sum_over_processes(float(np.sum(batch["loss_mask"])))
         losses = []
         for micro in micro_batches(batch, accum):
@@ -223,7 +217,7 @@ class Trainer:
         inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
         lr = inner._learning_rate
         if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):
-            lr = lr(step * int(self.cfg.get("grad_accum", 1)))
+            lr = lr(step * self.cfg.grad_accum)
         return float(keras.ops.convert_to_numpy(lr))
 
     def _record(self, step: int, loss: float, tokens: int, window_tokens: int, window_s: float, started: float) -> dict:
@@ -242,8 +236,8 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def run_loop(self) -> dict:
         """Resume, train to `train.steps`, checkpoint, export; returns the final metrics."""
-        total = int(self.cfg["steps"])
-        log_every, ckpt_every = int(self.cfg.get("log_every", 10)), int(self.cfg.get("checkpoint_every", 1000))
+        total = self.cfg.steps
+        log_every, ckpt_every = self.cfg.log_every, self.cfg.checkpoint_every
         step, tokens = self._resume()
         chief = self.placement.is_chief
         metrics = MetricsLog(self.run.metrics_path, self.run.tb_dir, resume_step=step) if chief else None
@@ -281,6 +275,12 @@ class Trainer:
                         t0 = time.perf_counter()
                         last_ckpt = self._save(step, tokens)
                         window_start += time.perf_counter() - t0  # checkpoint time is not training throughput
+                    if self.on_step is not None and self.cfg.eval_every and step % self.cfg.eval_every == 0:
+                        t0 = time.perf_counter()
+                        scores = self.on_step(step, self.model)
+                        if scores and metrics:
+                            metrics.log_evals(step, scores)
+                        window_start += time.perf_counter() - t0  # nor is eval time
         finally:
             if metrics:
                 metrics.close()
@@ -310,7 +310,7 @@ class Trainer:
         tmp = final.with_name("export.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         # The tokenizer travels with the model (a SentencePiece file is copied into the preset).
-        save_preset(self.model, tmp, tokenizer=_spec_tokenizer(self.plan)[2])
+        save_preset(self.model, tmp, tokenizer=plan_tokenizer(self.plan))
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         return final
@@ -326,7 +326,7 @@ class _Quiet:
         return False
 
 
-def train(plan: dict, run, console=None, **kwargs) -> dict:
+def train(plan: Plan, run, console=None, **kwargs) -> dict:
     """Set up and run one job (see `Trainer`); returns the final metrics."""
     trainer = Trainer(plan, run, console, **kwargs)
     trainer.setup()

@@ -9,10 +9,11 @@ aggregates per-task accuracies into its headline number.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Mapping
 
 from flanctl.errors import FlanctlError
 
@@ -29,6 +30,7 @@ class EvalExample:
     subtask: str | None = None
     options: tuple[str, ...] = ()
     chance: float = 0.0  # probability that a uniformly random option is right (0 for free answers)
+    max_new_tokens: int = 0  # this question's decode budget (0: the suite's `max_new_tokens`)
 
 
 def mean(values) -> float:
@@ -43,6 +45,30 @@ def majority(answers: list[str | None]) -> str | None:
         return None
     top = max(counted.values())
     return next(a for a in answers if a is not None and a != "" and counted[a] == top)
+
+
+#: How many times the longest answer in a prompt's own exemplars a decode budget must hold.
+#: Measured on the published code-davinci-002 BBH outputs: correct CoT answers are up to 4.1
+#: times the longest exemplar rationale of their prompt file in UTF-8 bytes
+#: (tracking_shuffled_objects_seven_objects, whose exemplars shuffle three objects), which is
+#: within 2x in tokens for any tokenizer of at least ~2 bytes per token; direct answers of
+#: word_sorting reach 3.5 times the exemplars' (the sorted list grows with the question).
+COT_BUDGET_MARGIN = 2.0
+DIRECT_BUDGET_MARGIN = 4.0
+BUDGET_STEP = 32
+
+
+def decode_budget(longest_answer: str, margin: float, floor: int = BUDGET_STEP) -> int:
+    """Tokens to allow for an answer up to `margin` times as long as `longest_answer`.
+
+    Counted in UTF-8 bytes, an upper bound on tokens for every tokenizer flanctl uses (the
+    byte tokenizer spends one token per byte; sentencepiece and BPE pieces cover at least one
+    byte each), plus one for a leading piece, rounded up to a multiple of `BUDGET_STEP`.
+    Generation stops at the suite's stop sequences, so a large budget costs only the rows that
+    need it.
+    """
+    need = math.ceil(len(longest_answer.encode("utf-8")) * margin) + 1
+    return max(floor, BUDGET_STEP * math.ceil(need / BUDGET_STEP))
 
 
 def find_suite_dir(data_dir: str | Path | None, name: str, markers: tuple[str, ...]) -> Path | None:
@@ -61,15 +87,42 @@ def find_suite_dir(data_dir: str | Path | None, name: str, markers: tuple[str, .
 
 
 class Suite:
-    """Base of the suites; subclasses fill in loading, extraction and aggregation."""
+    """Base of the suites; subclasses fill in loading, extraction and aggregation.
+
+    A suite class also answers the runner's questions about itself, so the runner never
+    compares suite names: which run options it takes (`from_options`), which scoring methods
+    it supports (`methods`), and which `eval.shots` key it reads (`shots_key`).
+    """
 
     name: str = ""
+    #: Scoring methods: "generate" (read the answer from generated text) and, for suites with
+    #: answer options, "loglikelihood" (rank the options).
+    methods: ClassVar[tuple[str, ...]] = ("generate",)
+    #: The `eval.shots` key shared with the suite's other variant ("mmlu" for mmlu-cot);
+    #: the suite's own name wins when both are given.
+    shots_key: ClassVar[str | None] = None
     cot: bool = False
     default_shots: int = 0
     max_new_tokens: int = 32
     stop: tuple[str, ...] = ("\n\n",)
     headline_tasks: tuple[str, ...] | None = None  # tasks averaged for the headline (None = all)
     shots_used: int = 0  # set by `load`
+    split: str | None = None  # the split scored, for suites that have a choice (MMLU)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> "Suite":
+        """A fresh suite from the run's options (spec `eval` settings, CLI flags). Each suite
+        reads the options it declares and ignores the rest, so one set of options can be
+        handed to every suite of a group."""
+        return cls()
+
+    def shots_for(self, shots: int | Mapping[str, int] | None) -> int | None:
+        """The shot count this suite takes from `shots` (one number, or the spec's per-suite map)."""
+        if isinstance(shots, Mapping):
+            if self.name in shots:
+                return shots[self.name]
+            return shots.get(self.shots_key) if self.shots_key else None
+        return shots
 
     # ---- data
     def load(self, data_dir: str | Path | None, limit: int | None = None, shots: int | None = None) -> list[EvalExample]:
@@ -77,7 +130,26 @@ class Suite:
 
     def settings(self) -> dict[str, Any]:
         """Protocol settings recorded next to the scores (prompt source, shots, rules)."""
-        return {"shots": self.shots_used, "cot": self.cot, "max_new_tokens": self.max_new_tokens, "stop": list(self.stop)}
+        out = {"shots": self.shots_used, "cot": self.cot, "max_new_tokens": self.max_new_tokens, "stop": list(self.stop)}
+        if self.budgets:
+            out["decode_budgets"] = dict(self.budgets)
+        if self.split is not None:
+            out["split"] = self.split
+        return out
+
+    #: Per-task decode budgets derived from the data by `load` (task -> tokens); empty when
+    #: every question has the suite's `max_new_tokens`.
+    budgets: dict[str, int] = {}
+
+    def _set_budgets(self, examples: list[EvalExample]) -> None:
+        """Record the per-task budgets of `examples`; the suite's `max_new_tokens` becomes the largest."""
+        budgets: dict[str, int] = {}
+        for ex in examples:
+            if ex.max_new_tokens:
+                budgets[ex.task] = max(budgets.get(ex.task, 0), ex.max_new_tokens)
+        self.budgets = dict(sorted(budgets.items()))
+        if budgets:
+            self.max_new_tokens = max(budgets.values())
 
     # ---- scoring
     def extract(self, text: str, example: EvalExample) -> str | None:

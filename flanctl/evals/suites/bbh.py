@@ -75,6 +75,7 @@ def option_chance(example_input: str, task_targets: set[str]) -> float:
 
 class BBH(Suite):
     name = "bbh"
+    shots_key = "bbh"
     cot = False
     default_shots = 3
     max_new_tokens = 32

@@ -27,6 +27,10 @@ class Builtin(Suite):
     def __init__(self, tasks: list[str] | None = None) -> None:
         self.tasks = list(tasks) if tasks else None
 
+    @classmethod
+    def from_options(cls, options):
+        return cls(tasks=options.get("builtin_tasks"))
+
     def load(self, data_dir=None, limit=None, shots=None):
         from flanctl.catalog.builtin import BUILTIN_HELD_OUT_TASKS
         from flanctl.data.builtin_tasks import generate

@@ -49,6 +49,8 @@ def header(subject: str) -> str:
 
 class MMLU(Suite):
     name = "mmlu"
+    methods = ("generate", "loglikelihood")
+    shots_key = "mmlu"
     cot = False
     default_shots = 5
     max_new_tokens = 8
@@ -64,6 +66,10 @@ class MMLU(Suite):
         self.prompt_source = "dev split, 5-shot (Hendrycks et al. format)"
         self.source = ""
         self.subjects_found = 0
+
+    @classmethod
+    def from_options(cls, options):
+        return cls(cot_prompts=options.get("cot_prompts"), method=options.get("method") or "generate")
 
     # ---- data
     def load(self, data_dir, limit=None, shots=None):

@@ -1,5 +1,17 @@
-"""Generation and scoring for the evals: `KerasPredictor` and the per-family engines."""
+"""Generation and scoring for the evals: one engine protocol, one engine per kind of model.
 
-from flanctl.models.generation.predictor import KerasPredictor, cut_at_stop
+    engine.py             GenerationEngine (the protocol), cut_at_stop, prompt framing
+    token_engine.py       TokenEngine: shared base of the engines that decode token ids
+    decoder_only.py       DecoderOnlyEngine (palm families)
+    encoder_decoder.py    EncoderDecoderEngine (flanctl's packed t5)
+    keras_hub_causal_lm.py, keras_hub_seq2seq.py   keras-hub CausalLM / Seq2SeqLM presets
+    predictor.py          KerasPredictor (the evals' Predictor, from the family's engine)
 
-__all__ = ["KerasPredictor", "cut_at_stop"]
+A family's `engine(model, tokenizer)` picks the engine; nothing here compares family names.
+"""
+
+from flanctl.models.generation.engine import GenerationEngine, cut_at_stop
+from flanctl.models.generation.predictor import KerasPredictor
+from flanctl.models.generation.token_engine import TokenEngine
+
+__all__ = ["GenerationEngine", "KerasPredictor", "TokenEngine", "cut_at_stop"]

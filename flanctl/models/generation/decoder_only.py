@@ -20,7 +20,9 @@ from keras import ops
 
 from flanctl.models.compiled import CompiledModelFunction
 from flanctl.models.generation.batching import bucket, left_pad, right_pad
+from flanctl.models.generation.engine import frame_decoder_prompt
 from flanctl.models.generation.sampling import select_next, step_seed
+from flanctl.models.generation.token_engine import TokenEngine
 
 
 def _cache_mask(key_valid, index, new_len: int):
@@ -31,12 +33,12 @@ def _cache_mask(key_valid, index, new_len: int):
     return ops.logical_and(ops.cast(key_valid, "bool")[:, None, :], slots <= query_slots)
 
 
-class DecoderOnlyEngine:
+class DecoderOnlyEngine(TokenEngine):
     """Generation and scoring over a `PaLMCausalLM` (token ids in, token ids out)."""
 
-    def __init__(self, model, pad_id: int = 0, length_multiple: int = 16, option_multiple: int = 8):
-        self.model = model
-        self.pad_id = pad_id
+    def __init__(self, model, tokenizer=None, batch_size: int = 8, frame=frame_decoder_prompt,
+                 length_multiple: int = 16, option_multiple: int = 8):
+        super().__init__(model, tokenizer, batch_size=batch_size, frame=frame)
         self.length_multiple = length_multiple
         self.option_multiple = option_multiple
         self.max_length = int(getattr(model.backbone, "max_sequence_length", 2560))

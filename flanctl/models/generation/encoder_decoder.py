@@ -20,16 +20,18 @@ from keras import ops
 
 from flanctl.models.compiled import CompiledModelFunction
 from flanctl.models.generation.batching import bucket, right_pad
+from flanctl.models.generation.engine import frame_encoder_prompt
 from flanctl.models.generation.sampling import select_next, step_seed
+from flanctl.models.generation.token_engine import TokenEngine
 
 
-class EncoderDecoderEngine:
+class EncoderDecoderEngine(TokenEngine):
     """Token-level generation/scoring over a T5 task model (decoder start id = pad = 0)."""
 
-    def __init__(self, model, pad_id: int = 0, start_id: int = 0, length_multiple: int = 16, max_input_length: int = 2048):
-        self.model = model
-        self.pad_id = pad_id
-        self.start_id = start_id
+    def __init__(self, model, tokenizer=None, batch_size: int = 8, frame=frame_encoder_prompt,
+                 decoder_start_id: int = 0, length_multiple: int = 16, max_input_length: int = 2048):
+        super().__init__(model, tokenizer, batch_size=batch_size, frame=frame)
+        self.decoder_start_id = decoder_start_id
         self.length_multiple = length_multiple
         self.max_input_length = max_input_length
         self._prime = CompiledModelFunction(model, self._prime_fn)
@@ -87,7 +89,7 @@ class EncoderDecoderEngine:
         enc_valid = ops.convert_to_tensor(enc_seg)  # on the device once, not once per step
         cache = self.model.empty_decoder_cache(b, bucket(max_new_tokens, self.length_multiple))
         temperature = float(temperature)
-        tok_in = np.full((b, 1), self.start_id, dtype=np.int32)
+        tok_in = np.full((b, 1), self.decoder_start_id, dtype=np.int32)
         out: list[list[int]] = [[] for _ in range(b)]
         done = np.zeros(b, dtype=bool)
         for step in range(max_new_tokens):
@@ -119,7 +121,7 @@ class EncoderDecoderEngine:
         enc_out = encode(enc_ids, enc_seg)
         width = bucket(max_new_tokens, self.length_multiple)
         dec = np.full((b, width), self.pad_id, dtype=np.int32)
-        dec[:, 0] = self.start_id
+        dec[:, 0] = self.decoder_start_id
         dec_seg = np.ones((b, width), dtype=np.int32)  # the causal mask hides the future slots
         out: list[list[int]] = [[] for _ in range(b)]
         done = np.zeros(b, dtype=bool)
@@ -141,7 +143,7 @@ class EncoderDecoderEngine:
         width = bucket(max(1, max(len(c) for c in conts)), self.length_multiple)
         targets, valid = right_pad(conts, width, self.pad_id)
         dec = np.full_like(targets, self.pad_id)
-        dec[:, 0] = self.start_id
+        dec[:, 0] = self.decoder_start_id
         dec[:, 1:] = targets[:, :-1]
         return dec, np.ones_like(targets), targets, valid.astype(np.float32)
 

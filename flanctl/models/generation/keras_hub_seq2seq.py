@@ -17,52 +17,10 @@ from keras import ops
 
 from flanctl.errors import FlanctlError
 from flanctl.models.compiled import CompiledModelFunction
-from flanctl.models.generation.batching import bucket, chunks
-
-
-def live_tokenizer(hub_tokenizer):
-    """flanctl's tokenizer interface (`PresetTokenizer`) over a loaded keras-hub tokenizer."""
-    from flanctl.data.tokenizers import PresetTokenizer
-
-    tokenizer = PresetTokenizer.__new__(PresetTokenizer)  # wrap the live tokenizer, no reload
-    tokenizer._tok = hub_tokenizer
-    tokenizer.vocab_size = int(hub_tokenizer.vocabulary_size())
-    tokenizer.pad_id = int(getattr(hub_tokenizer, "pad_token_id", None) or 0)
-    end = getattr(hub_tokenizer, "end_token_id", None)
-    tokenizer.eos_id = int(end) if end is not None else None
-    start = getattr(hub_tokenizer, "start_token_id", None)
-    tokenizer.bos_id = int(start) if start is not None else None
-    tokenizer.fingerprint = "preset-live"
-    return tokenizer
-
-
-class SamplerState:
-    """The task's keras-hub sampler for a temperature, compiled once per temperature.
-
-    `compile(sampler=...)` drops the task's jitted generate function, so it is called only
-    when the temperature changes; a random sampler's seed state is reset per batch instead,
-    so that a (seed, batch) pair always draws the same samples.
-    """
-
-    def __init__(self, model):
-        self.model = model
-        self.key = None
-
-    def use(self, temperature: float, seed: int):
-        import keras_hub
-
-        key = "greedy" if temperature <= 0 else float(temperature)
-        if key != self.key:
-            if key == "greedy":
-                sampler = keras_hub.samplers.GreedySampler()
-            else:
-                sampler = keras_hub.samplers.RandomSampler(temperature=float(temperature), seed=0)
-            self.model.compile(sampler=sampler)
-            self.key = key
-        generator = getattr(self.model.sampler, "seed_generator", None)
-        if generator is not None:
-            state = generator.state
-            state.assign(np.array([seed & 0x7FFFFFFF, 0]).astype(state.dtype))
+from flanctl.models.generation.batching import bucket
+from flanctl.models.generation.engine import GenerationEngine, cut_at_stop
+from flanctl.models.generation.keras_hub_sampler import SamplerState
+from flanctl.models.generation.tokenizers import live_tokenizer
 
 
 def _ids(value, hub_tokenizer) -> list[int]:
@@ -73,10 +31,10 @@ def _ids(value, hub_tokenizer) -> list[int]:
     return [int(hub_tokenizer.token_to_id(v)) if isinstance(v, str) else int(v) for v in values]
 
 
-class KerasHubSeq2SeqEngine:
-    """Wraps a keras-hub `Seq2SeqLM` (with its preprocessor) behind the predictor's engine API."""
+class KerasHubSeq2SeqEngine(GenerationEngine):
+    """The generation protocol over a keras-hub `Seq2SeqLM` (with its preprocessor)."""
 
-    def __init__(self, model, tokenizer=None, length_multiple: int = 16, max_input_length: int = 2048):
+    def __init__(self, model, tokenizer=None, batch_size: int = 8, length_multiple: int = 16, max_input_length: int = 2048):
         import keras_hub
 
         if not isinstance(model, keras_hub.models.Seq2SeqLM):
@@ -87,6 +45,7 @@ class KerasHubSeq2SeqEngine:
         if not pre.built:
             pre.build(None)
         self.model = model
+        self.batch_size = int(batch_size)
         self.hub_tokenizer = pre.tokenizer
         self.tokenizer = tokenizer if tokenizer is not None else live_tokenizer(self.hub_tokenizer)
         self.length_multiple = length_multiple
@@ -126,39 +85,34 @@ class KerasHubSeq2SeqEngine:
         return tuple(ids)
 
     # -- generation --------------------------------------------------------------------
-    def generate_text(self, prompts, max_new_tokens, stop, temperature, num_samples, seed, batch_size):
-        from flanctl.models.generation.predictor import cut_at_stop
-
-        generate = None
+    def generate_batch(self, prompts, max_new_tokens, stop, temperature, seed):
         stop_ids = self._stop_ids(stop)
-        flat = [p for p in prompts for _ in range(num_samples)]
         p = len(self.dec_start)
-        texts: list[str] = []
-        for start, batch in chunks(flat, batch_size):
-            self.sampler.use(float(temperature), seed + start)
-            generate = self.model.make_generate_function()  # rebuilt by compile() when the sampler changed
-            enc_ids, enc_mask = self._encoder_batch(batch)
-            dec_ids = np.full((len(batch), p + max_new_tokens), self.dec_pad, dtype=np.int32)
-            dec_ids[:, :p] = self.dec_start
-            dec_mask = np.zeros(dec_ids.shape, dtype=bool)
-            dec_mask[:, :p] = True
-            inputs = {
-                "encoder_token_ids": ops.convert_to_tensor(enc_ids), "encoder_padding_mask": ops.convert_to_tensor(enc_mask),
-                "decoder_token_ids": ops.convert_to_tensor(dec_ids), "decoder_padding_mask": ops.convert_to_tensor(dec_mask),
-            }
-            out = generate(inputs, stop_token_ids=stop_ids)
-            new = np.asarray(ops.convert_to_numpy(out["decoder_token_ids"]))[:, p:]
-            for row in new:
-                ids = [int(t) for t in row]
-                for i, t in enumerate(ids):
-                    if t in stop_ids:
-                        ids = ids[: i + (0 if t in self.end_ids else 1)]
-                        break
-                texts.append(cut_at_stop(self.tokenizer.decode(ids), stop)[0])
-        return [texts[i * num_samples : (i + 1) * num_samples] for i in range(len(prompts))]
+        self.sampler.use(temperature, seed)
+        generate = self.model.make_generate_function()  # rebuilt by compile() when the sampler changed
+        enc_ids, enc_mask = self._encoder_batch(prompts)
+        dec_ids = np.full((len(prompts), p + max_new_tokens), self.dec_pad, dtype=np.int32)
+        dec_ids[:, :p] = self.dec_start
+        dec_mask = np.zeros(dec_ids.shape, dtype=bool)
+        dec_mask[:, :p] = True
+        inputs = {
+            "encoder_token_ids": ops.convert_to_tensor(enc_ids), "encoder_padding_mask": ops.convert_to_tensor(enc_mask),
+            "decoder_token_ids": ops.convert_to_tensor(dec_ids), "decoder_padding_mask": ops.convert_to_tensor(dec_mask),
+        }
+        out = generate(inputs, stop_token_ids=stop_ids)
+        new = np.asarray(ops.convert_to_numpy(out["decoder_token_ids"]))[:, p:]
+        texts = []
+        for row in new:
+            ids = [int(t) for t in row]
+            for i, t in enumerate(ids):
+                if t in stop_ids:
+                    ids = ids[: i + (0 if t in self.end_ids else 1)]
+                    break
+            texts.append(cut_at_stop(self.tokenizer.decode(ids), stop)[0])
+        return texts
 
     # -- scoring -----------------------------------------------------------------------
-    def score_text(self, prompts: list[str], continuations: list[str]) -> list[float]:
+    def score_batch(self, prompts: list[str], continuations: list[str]) -> list[float]:
         """Summed log-probability of each continuation (decoder) given its prompt (encoder)."""
         enc_ids, enc_mask = self._encoder_batch(prompts)
         conts = [self.tokenizer.encode(c) for c in continuations]

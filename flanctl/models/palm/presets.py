@@ -1,12 +1,10 @@
 """PaLM configurations: catalog architecture numbers -> `PaLMBackbone` keyword arguments.
 
-There are no downloadable PaLM weights; the "presets" are the catalog sizes
+There are no downloadable PaLM weights; the configurations are the catalog sizes
 (`flanctl.catalog.models.SIZES["palm"]`: tiny/mini/small for tests, 8b/62b/540b of the paper).
 """
 
 from __future__ import annotations
-
-from flanctl.catalog.models import SIZES
 
 
 def backbone_kwargs(arch: dict, dropout: float = 0.0) -> dict:
@@ -23,7 +21,3 @@ def backbone_kwargs(arch: dict, dropout: float = 0.0) -> dict:
         "dropout": float(dropout),
     }
 
-
-def palm_presets() -> dict[str, dict]:
-    """Size name -> backbone kwargs for every catalog PaLM size."""
-    return {name: backbone_kwargs(arch) for name, arch in SIZES["palm"].items()}

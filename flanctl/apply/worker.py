@@ -1,29 +1,26 @@
-"""Child-process entry of `run_training`: `python -m flanctl.train.worker PLAN_JSON RUN_DIR`.
+"""Child-process entry of apply's train stage: `python -m flanctl.apply.worker PLAN_JSON RUN_DIR`.
 
 Exit 0 on success, 1 with a one-line error otherwise (the parent reports it).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 
 
 def main(argv: list[str]) -> int:
+    from flanctl.apply.stages import periodic_eval
     from flanctl.errors import FlanctlError
+    from flanctl.plan import Plan
     from flanctl.runs import RunDir
-    from flanctl.train.job import prepare_backend
 
-    from flanctl.runtime import quiet_tensorflow_import
-
-    quiet_tensorflow_import()
     plan_path, run_root = argv
-    plan = json.loads(open(plan_path).read())
     try:
-        prepare_backend(plan)
-        from flanctl.train.trainer import train
+        plan = Plan.load(plan_path)
+        run = RunDir(run_root)
+        from flanctl.train import run_training
 
-        train(plan, RunDir(run_root))
+        run_training(plan, run, on_step=periodic_eval(plan, run))
     except FlanctlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

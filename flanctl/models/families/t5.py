@@ -1,0 +1,54 @@
+"""The t5 family: flanctl's `T5PackedSeq2SeqLM` (keras-hub's T5 layers, segment-aware masks).
+
+T5 v1.1: gated-GELU, untied embeddings, relative position bias. Batches: encoder_* and
+decoder_* token ids, segment ids and positions (packed rows stay apart).
+"""
+
+from __future__ import annotations
+
+from flanctl.models.families.base import LayoutRules, ModelFamily, require_arch
+
+#: keras-hub T5 layers (Dense kernels [in, out]; q/k/v out = heads * key_value_dim): heads
+#: and the feed-forward inner dimension on `model`. Norm scales and the relative position
+#: bias are replicated (a weight no rule matches is replicated by Keras).
+T5_RULES: LayoutRules = (
+    (r".*token_embedding/embeddings", (None, "model")),
+    (r".*token_embedding/reverse_embeddings", ("model", None)),
+    (r".*(query_projector|key_projector|value_projector)/kernel", (None, "model")),
+    (r".*output_projector/kernel", ("model", None)),
+    (r".*(input_projector|gate_projector)/kernel", (None, "model")),
+)
+
+_ARCH_KEYS = ("vocab_size", "num_layers", "hidden_dim", "num_heads", "ffn_dim")
+
+
+class T5Family(ModelFamily):
+    """Encoder-decoder T5 v1.1 on packed batches (the Flan-T5 models).
+
+    Example:
+        >>> family = T5Family()
+        >>> model = family.build(SIZES["t5"]["tiny"] | {"vocab_size": 259})  # doctest: +SKIP
+        >>> family.frame_prompt([5, 6], ByteTokenizer())  # the encoder input ends with EOS
+        [5, 6, 1]
+    """
+
+    name = "t5"
+    encoder_decoder = True
+
+    def owns(self, model) -> bool:
+        from flanctl.models.t5 import T5PackedSeq2SeqLM
+
+        return isinstance(model, T5PackedSeq2SeqLM)
+
+    def build(self, arch: dict, dropout: float = 0.0, dtype=None):
+        from flanctl.models.t5 import build_t5
+
+        return build_t5(require_arch(arch, self.name, _ARCH_KEYS), dropout=dropout, dtype=dtype)
+
+    def layout_rules(self) -> LayoutRules:
+        return T5_RULES
+
+    def engine(self, model, tokenizer=None, batch_size: int = 8):
+        from flanctl.models.generation.encoder_decoder import EncoderDecoderEngine
+
+        return EncoderDecoderEngine(model, tokenizer, batch_size=batch_size, frame=self.frame_prompt)

@@ -1,0 +1,158 @@
+"""Spec -> Plan: `make_plan` resolves a loaded spec into the typed plan document.
+
+A pure function of the spec (plus the run directory's state for the diff and the host's RAM
+for CPU plans); it imports no ML framework. What later rooms need is decided here, once:
+the model's kind and packing, absolute paths, the eval data folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from flanctl import __version__
+from flanctl.catalog.models import NOMINAL_PARAMS, family_facts, param_count, resolve_architecture
+from flanctl.errors import FlanctlError
+from flanctl.plan.compute import compute_section
+from flanctl.plan.diff import run_diff
+from flanctl.plan.document import Plan, ResolvedModel, RunInfo
+from flanctl.plan.evals import eval_section
+from flanctl.plan.inputs import local_inputs
+from flanctl.plan.memory import memory_section
+from flanctl.plan.mixture import mixture_section
+from flanctl.plan.presets import read_preset
+from flanctl.runs.run_dir import RunDir
+
+
+def run_name(loaded: Any) -> str:
+    """`spec.name`, or the spec file's stem made a valid name (as the spec loader does)."""
+    from flanctl.spec.loader import default_name
+
+    return loaded.spec.name or default_name(Path(loaded.path))
+
+
+def _absolute(path: str | None, base_dir: Path) -> str | None:
+    """A local path made absolute (relative to the spec's folder); a hub handle as written."""
+    if not path:
+        return None
+    local = Path(path) if Path(path).is_absolute() else base_dir / path
+    if local.exists() or "://" not in path and ("/" in path or path.startswith(".") or Path(path).suffix):
+        return str(local.resolve())
+    return path
+
+
+def model_kind(spec: Any, base_dir: str | Path) -> tuple[bool, bool]:
+    """(encoder_decoder, packed) of the spec's model: the family's facts, or for a keras-hub
+    preset its folder's task class. The data room asks this when it runs without a plan."""
+    facts = family_facts(spec.model.family)
+    if facts.encoder_decoder is None:
+        encoder_decoder = read_preset(spec.model.preset or spec.model.checkpoint, Path(base_dir)).encoder_decoder
+    else:
+        encoder_decoder = facts.encoder_decoder
+    return encoder_decoder, bool(spec.mixture.packing) and facts.packs
+
+
+def resolve_model(spec: Any, base_dir: Path, notes: list[str]) -> ResolvedModel:
+    """The model section of the plan: family facts, architecture, counts, kind, paths."""
+    model = spec.model
+    family, size = model.family, model.size
+    facts = family_facts(family)
+    if facts.has_formula:
+        try:
+            arch = resolve_architecture(model)
+        except ValueError as exc:
+            raise FlanctlError(f"{base_dir}: {exc}") from None
+        params = param_count(family, arch)
+        params_without_norms = param_count(family, arch, include_norms=False)
+        encoder_decoder = bool(facts.encoder_decoder)
+    else:
+        preset = read_preset(model.preset or model.checkpoint, base_dir)
+        notes.extend(preset.notes)
+        arch, params, params_without_norms = preset.architecture, preset.params, preset.params
+        encoder_decoder = preset.encoder_decoder
+    paper_sizes = {s for (f, s) in NOMINAL_PARAMS if f == family}
+    if arch and model.tokenizer.kind == "byte" and model.architecture.vocab_size is None and size in paper_sizes:
+        notes.append(f"model: byte tokenizer, so vocab_size is 259 and the {size} count differs from the paper's; set model.tokenizer.kind: sentencepiece for the paper's vocabulary")
+    if arch and model.tokenizer.kind == "sentencepiece" and model.tokenizer.vocab_size > arch["vocab_size"]:
+        notes.append(f"model: tokenizer.vocab_size {model.tokenizer.vocab_size} exceeds the model's vocab_size {arch['vocab_size']}")
+    if arch and not encoder_decoder and spec.mixture.inputs_length + spec.mixture.targets_length > arch["max_sequence_length"]:
+        notes.append("model: inputs_length + targets_length exceeds max_sequence_length; packed sequences will be cut")
+    tokenizer = model.tokenizer
+    if tokenizer.path:
+        tokenizer = tokenizer.model_copy(update={"path": _absolute(tokenizer.path, base_dir)})
+    return ResolvedModel(
+        family=family,
+        size=size,
+        encoder_decoder=encoder_decoder,
+        packed=bool(spec.mixture.packing) and facts.packs,
+        params=params,
+        params_without_norms=params_without_norms,
+        params_nominal=NOMINAL_PARAMS.get((family, size or "")),
+        architecture=arch,
+        checkpoint=_absolute(model.checkpoint, base_dir),
+        preset=_absolute(model.preset, base_dir) if not facts.has_formula else None,
+        tokenizer=tokenizer,
+        precision=model.precision,
+    )
+
+
+def make_plan(
+    loaded: Any,
+    runs_root: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] | None = None,
+    realize: Callable[[Any, Path], dict | None] | None = None,
+) -> Plan:
+    """Resolve a `LoadedSpec` into the `Plan` (hashed).
+
+    `runs_root` is where run directories live (default `./runs`); `overrides` are the `--set`
+    strings the spec was loaded with (kept so `apply` can reload and compare the spec).
+    `realize(spec, base_dir) -> dict | None` fills `mixture.realized` with the counts of the
+    data actually on disk (the CLI passes `flanctl.data.realize_mixture`; it is injected so that
+    this room never imports the data room, and returns None when a source needs the network).
+    """
+    spec = loaded.spec
+    spec_path = Path(loaded.path).resolve()
+    base_dir = spec_path.parent
+    notes: list[str] = list(getattr(loaded, "notes", []) or [])
+    if overrides is None:
+        overrides = list(getattr(loaded, "overrides", []) or [])
+
+    resolved = resolve_model(spec, base_dir, notes)
+    runs_root = Path(runs_root) if runs_root is not None else Path.cwd() / "runs"
+    run = RunDir(runs_root.resolve() / run_name(loaded))
+    spec_dict = spec.model_dump(mode="json")
+    dist = spec.distribution
+    mixture = mixture_section(spec, resolved.packed, notes)
+    if realize is not None:
+        try:
+            mixture["realized"] = realize(spec, base_dir)
+        except FlanctlError as exc:
+            notes.append(f"mixture: realized counts unavailable ({exc})")
+    evals = eval_section(spec, notes)
+    if spec.eval.data_dir:
+        evals["data_dir"] = _absolute(spec.eval.data_dir, base_dir) or spec.eval.data_dir
+    arch, params = resolved.architecture, resolved.params
+    plan = Plan(
+        flanctl_version=__version__,
+        spec_path=str(spec_path),
+        spec_hash=loaded.text_hash,
+        spec_overrides=list(overrides),
+        spec=spec,
+        model=resolved,
+        compute=compute_section(spec, resolved.family, resolved.size, resolved.encoder_decoder, arch or {}, params, notes) if params else None,
+        memory=memory_section(spec, resolved.encoder_decoder, arch, params, notes),
+        distribution={
+            "backend": dist.backend,
+            "mesh": {"data": dist.mesh.data, "model": dist.mesh.model},
+            "devices": dist.mesh.data * dist.mesh.model,
+            "processes": dist.processes.model_dump(mode="json"),
+            "device": dist.device,
+            "utilization": dist.utilization,
+        },
+        mixture=mixture,
+        eval=evals,
+        inputs=local_inputs(spec, base_dir),
+        run=RunInfo(name=run.name, dir=str(run.root), diff=run_diff(run, spec_dict, spec.train.steps)),
+        notes=notes,
+    )
+    return plan.with_hash()
