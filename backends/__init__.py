@@ -4,8 +4,9 @@
 same three functions, so the train room never branches on the backend name:
 
 - `discover_devices() -> list[str]`: the devices this process can see, as short strings.
-- `setup(distribution: dict, family: str) -> Placement`: start multi-process if asked, build
-  the mesh / strategy, and return where the model and batches go. Call it after
+- `setup(distribution: dict, layout_rules=None) -> Placement`: start multi-process if asked,
+  build the mesh / strategy, and return where the model and batches go; `layout_rules()` gives
+  the model family's sharding rules when the mesh has a model axis. Call it after
   `KERAS_BACKEND` is set and before the model is built.
 - `checkpoint_format(placement) -> "npz" | "orbax"`: how this backend's variables are saved.
 
@@ -22,6 +23,10 @@ from typing import Any, Callable
 from flanctl.errors import FlanctlError
 
 BACKENDS = ("jax", "tensorflow", "torch")
+
+#: A model family's sharding rules, asked for only when the mesh has a model axis:
+#: () -> ((variable path regex, axis name or None per dimension), ...).
+LayoutRules = Callable[[], tuple[tuple[str, tuple], ...]] | None
 
 
 @dataclass

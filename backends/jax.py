@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from flanctl.backends import Placement, process_id_from_env
+from flanctl.backends import LayoutRules, Placement, process_id_from_env
 from flanctl.errors import FlanctlError
 
 
@@ -86,8 +86,11 @@ def _sum_over_processes(value: float) -> float:
     return float(np.sum(multihost_utils.process_allgather(np.asarray(value, np.float32))))
 
 
-def setup(distribution: dict, family: str) -> Placement:
-    """Initialise processes, build the mesh and install the keras distribution."""
+def setup(distribution: dict, layout_rules: LayoutRules = None) -> Placement:
+    """Initialise processes, build the mesh and install the keras distribution.
+
+    `layout_rules()` gives the model family's sharding rules ((variable path regex, axes) pairs);
+    it is called only for a model axis above 1."""
     import keras
 
     process_index, process_count = _initialize_processes(distribution)
@@ -119,9 +122,12 @@ def setup(distribution: dict, family: str) -> Placement:
     if model == 1:
         dist = keras.distribution.DataParallel(device_mesh=mesh)
     else:
-        from flanctl.models import layout_map
-
-        dist = keras.distribution.ModelParallel(layout_map=layout_map(family, mesh), batch_dim_name="data")
+        if layout_rules is None:
+            raise FlanctlError("distribution.mesh.model > 1 needs the model family's sharding rules; this family has none (use mesh.model: 1)")
+        layout_map = keras.distribution.LayoutMap(mesh)
+        for pattern, axes in layout_rules():
+            layout_map[pattern] = axes
+        dist = keras.distribution.ModelParallel(layout_map=layout_map, batch_dim_name="data")
     keras.distribution.set_distribution(dist)
     placement.handle = dist
     return placement

@@ -10,7 +10,7 @@ Checkpoint quirk: variables created under a strategy are mirrored; reading them 
 
 from __future__ import annotations
 
-from flanctl.backends import Placement
+from flanctl.backends import LayoutRules, Placement
 from flanctl.errors import FlanctlError
 
 
@@ -54,7 +54,7 @@ def _summer(strategy, count: int):
     return over_workers
 
 
-def setup(distribution: dict, family: str) -> Placement:
+def setup(distribution: dict, layout_rules: LayoutRules = None) -> Placement:
     import tensorflow as tf
 
     procs = distribution.get("processes") or {}

@@ -12,7 +12,7 @@ stores their CPU copies, and every rank holds the same values, so rank 0 writes 
 
 from __future__ import annotations
 
-from flanctl.backends import Placement, process_id_from_env
+from flanctl.backends import LayoutRules, Placement, process_id_from_env
 from flanctl.errors import FlanctlError
 
 
@@ -35,7 +35,7 @@ def _barrier(name: str) -> None:
         dist.barrier()
 
 
-def setup(distribution: dict, family: str) -> Placement:
+def setup(distribution: dict, layout_rules: LayoutRules = None) -> Placement:
     import torch
 
     procs = distribution.get("processes") or {}

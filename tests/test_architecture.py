@@ -39,7 +39,7 @@ def _lint_imports(root: Path) -> subprocess.CompletedProcess:
     if not exe.exists():
         exe = Path(shutil.which("lint-imports") or "lint-imports")
     env = {**os.environ, "PYTHONPATH": str(root)}
-    return subprocess.run([str(exe), "--config", str(root / "pyproject.toml"), "--no-cache"],
+    return subprocess.run([str(exe), str(root / "pyproject.toml"), "--no-cache", "--no-logo"],
                           cwd=root, env=env, capture_output=True, text=True, timeout=60)
 
 

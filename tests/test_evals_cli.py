@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from flanctl.cli import main
+from flanctl.plan import make_plan
+from flanctl.spec import load_spec
 
 FIX = Path(__file__).parent / "fixtures" / "evals"
 
@@ -22,11 +24,12 @@ def run_cli(monkeypatch, capsys, *args):
 
 def test_scores_a_predictions_file_as_json(monkeypatch, capsys, tmp_path):
     preds = tmp_path / "p.jsonl"
-    preds.write_text("".join(json.dumps({"id": f"abstract_algebra-{i}", "prediction": " A"}) + "\n" for i in range(4)))
+    preds.write_text(json.dumps({"id": "abstract_algebra-0", "prediction": " B"}) + "\n")  # the validation split's one row
     code, out, err = run_cli(monkeypatch, capsys, "--suite", "mmlu", "--predictions", str(preds), "--data-dir", str(FIX), "--json")
     assert code == 0, err
     result = json.loads(out)
-    assert result["suite"] == "mmlu" and result["tasks"]["abstract_algebra"] == 25.0 and result["missing"] == 3
+    assert result["suite"] == "mmlu" and result["tasks"]["abstract_algebra"] == 100.0 and result["missing"] == 1
+    assert result["settings"]["split"] == "val" and result["paper_source"] == "Table 5 (validation split)"
     assert {"score", "tasks", "n", "micro", "chance", "paper", "prompts_hash", "settings"} <= set(result)
 
 
@@ -88,13 +91,12 @@ def test_eval_of_last_run_writes_evals_json(monkeypatch, capsys, tmp_path):
     shutil.copytree(FIX / "mmlu", tmp_path / "data" / "mmlu")
     run = tmp_path / "runs" / "r1"
     (run / "export").mkdir(parents=True)
-    (tmp_path / "spec.yaml").write_text("apiVersion: flanctl/v1\n")
-    plan = {"spec_path": str(tmp_path / "spec.yaml"), "model": {"family": "palm"}, "spec": {"eval": {"data_dir": "data"}}}
-    (run / "plan.json").write_text(json.dumps(plan))
+    (tmp_path / "spec.yaml").write_text("apiVersion: flanctl/v1\nmodel: {family: palm, size: tiny}\neval: {data_dir: data}\n")
+    make_plan(load_spec(tmp_path / "spec.yaml"), runs_root=tmp_path / "runs").save(run / "plan.json")
     record_last_run(tmp_path, run)
     seen = {}
 
-    def fake_load(run_dir, checkpoint, preset, batch_size=16):
+    def fake_load(plan, run_dir, checkpoint, preset, batch_size=16):
         seen["run_dir"] = run_dir
         return FixedPredictor(" A"), str(run_dir / "export")
 
@@ -104,22 +106,26 @@ def test_eval_of_last_run_writes_evals_json(monkeypatch, capsys, tmp_path):
     assert code == 0, err
     assert seen["run_dir"] == run.resolve()
     saved = json.loads((run / "evals" / "mmlu.json").read_text())
-    assert saved["n"] == 4 and saved["tasks"]["abstract_algebra"] == 50.0 and saved["settings"]["limit"] == 2
+    # The validation split (one row per fixture subject, answers B and C): " A" is wrong on both.
+    assert saved["n"] == 2 and saved["tasks"]["abstract_algebra"] == 0.0 and saved["settings"]["limit"] == 2
     assert (run / "evals" / "mmlu-cot.json").exists() and "normalized average" in out
 
 
 def test_evaluate_run_uses_the_specs_eval_settings(tmp_path):
     """`apply`'s eval stage: suites, limit, batch size and decode cap come from the plan's spec."""
-    from flanctl.evals.command import evaluate_run
+    from flanctl.evals.command import evaluate_plan
     from flanctl.evals.reference_predictors import FixedPredictor
 
-    run = tmp_path / "runs" / "q"
-    run.mkdir(parents=True)
-    plan = {"spec": {"eval": {"suites": ["builtin"], "limit": 3, "batch_size": 2, "max_decode_length": 10,
-                              "self_consistency": {"samples": 1, "temperature": 0.7}, "builtin_tasks": ["anagram_check"]}}}
+    evals = tmp_path / "runs" / "q" / "evals"
+    spec = tmp_path / "q.yaml"
+    spec.write_text("apiVersion: flanctl/v1\nmodel: {family: palm, size: tiny}\n"
+                    "eval: {suites: [builtin], limit: 3, batch_size: 2, max_decode_length: 10, builtin_tasks: [anagram_check]}\n")
+    plan = make_plan(load_spec(spec), runs_root=tmp_path / "runs")
     predictor = FixedPredictor("Yes")
-    result = evaluate_run(run, plan, predictor=predictor)
+    result = evaluate_plan(plan, evals, predictor)
     assert result["n"] == 3 and list(result["tasks"]) == ["anagram_check"]
     assert [c["n"] for c in predictor.calls] == [2, 1] and {c["max_new_tokens"] for c in predictor.calls} == {10}
-    assert json.loads((run / "evals" / "builtin.json").read_text())["score"] == result["score"]
-    assert evaluate_run(run, {"spec": {"eval": {"suites": []}}}, predictor=predictor) is None
+    assert json.loads((evals / "builtin.json").read_text())["score"] == result["score"]
+    assert (evals / "builtin.predictions.jsonl").is_file()
+    spec.write_text("apiVersion: flanctl/v1\nmodel: {family: palm, size: tiny}\n")
+    assert evaluate_plan(make_plan(load_spec(spec), runs_root=tmp_path / "runs"), evals, predictor) is None

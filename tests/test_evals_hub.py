@@ -50,12 +50,16 @@ def test_mmlu_from_hub_layout(tmp_path):
     def row(q, answer):
         return {"question": q, "subject": "anatomy", "choices": ["w", "x", "y", "z"], "answer": answer}
 
-    suite = make_suite("mmlu")
-    suite.hub_id = str(make_hub_folder(tmp_path / "mmlu", {"anatomy": {"dev": [row(f"d{i}", i % 4) for i in range(5)], "test": [row("t0", 2), row("t1", 3)]}}))
-    suite.hub_subjects = ("anatomy",)
+    folder = make_hub_folder(tmp_path / "mmlu", {"anatomy": {"dev": [row(f"d{i}", i % 4) for i in range(5)],
+                                                             "validation": [row("v0", 1)], "test": [row("t0", 2), row("t1", 3)]}})
+    suite = make_suite("mmlu", mmlu_split="test")
+    suite.hub_id, suite.hub_subjects = str(folder), ("anatomy",)
     examples = suite.load(None)
     assert [(e.id, e.target) for e in examples] == [("anatomy-0", "C"), ("anatomy-1", "D")]
     assert "d4\nA. w\nB. x\nC. y\nD. z\nAnswer: A\n\n" in examples[0].prompt
+    suite = make_suite("mmlu")  # the validation split, the hub's "validation"
+    suite.hub_id, suite.hub_subjects = str(folder), ("anatomy",)
+    assert [(e.id, e.target) for e in suite.load(None)] == [("anatomy-0", "B")]
 
 
 def test_tydiqa_from_hub_layout(tmp_path):

@@ -46,7 +46,7 @@ def test_bbh_gold_predictor_scores_100(suite, fmt):
     examples = make_suite(suite).load(DATA, limit=LIMIT)
     result = run_suite(suite, GoldPredictor(examples, fmt), DATA, limit=LIMIT)
     assert result["score"] == 100.0 and result["micro"] == 100.0
-    assert len(result["tasks"]) == 23 and len(result["subtasks"]) == 27
+    assert len(result["tasks"]) == 27 and len(result["aggregates"]["bbh-paper-23-tasks"]["tasks"]) == 23
     assert result["n"] == 27 * LIMIT and result["missing"] == 0
     assert result["paper"]["flan-palm-540b"] in (57.9, 66.3)
     assert len(result["prompts_hash"]) == 64
@@ -58,19 +58,20 @@ def _raw(sub):
 
 @needs_bbh
 def test_bbh_fixed_answer_rate_matches_an_independent_count():
-    """Always answering "(A)": per subtask the share of "(A)" targets; three-way tasks averaged first."""
+    """Always answering "(A)": per subtask the share of "(A)" targets; the headline their mean over
+    the 27 files (Flan), the BBH paper's aggregate with the three-way tasks averaged first."""
     result = run_suite("bbh", FixedPredictor(" (A)"), DATA, limit=None)
     rates = {sub: 100.0 * sum(e["target"] == "(A)" for e in _raw(sub)) / len(_raw(sub)) for sub in SUBTASKS}
     for sub in SUBTASKS:
-        assert result["subtasks"][sub] == pytest.approx(rates[sub])
+        assert result["tasks"][sub] == pytest.approx(rates[sub])
+    assert result["score"] == pytest.approx(sum(rates.values()) / 27)
+    bbh23 = result["aggregates"]["bbh-paper-23-tasks"]
     three = (rates["logical_deduction_three_objects"] + rates["logical_deduction_five_objects"] + rates["logical_deduction_seven_objects"]) / 3
-    assert result["tasks"]["logical_deduction"] == pytest.approx(three)
+    assert bbh23["tasks"]["logical_deduction"] == pytest.approx(three)
     by_task = {}
     for sub, r in rates.items():
         by_task.setdefault(task_of(sub), []).append(r)
-    headline = sum(sum(v) / len(v) for v in by_task.values()) / 23
-    assert result["score"] == pytest.approx(headline)
-    assert result["subtask_mean"] == pytest.approx(sum(rates.values()) / 27)
+    assert bbh23["score"] == pytest.approx(sum(sum(v) / len(v) for v in by_task.values()) / 23)
     total = sum(len(_raw(s)) for s in SUBTASKS)
     assert result["n"] == total == 6511
     assert result["micro"] == pytest.approx(100.0 * sum(sum(e["target"] == "(A)" for e in _raw(s)) for s in SUBTASKS) / total)
@@ -80,11 +81,11 @@ def test_bbh_fixed_answer_rate_matches_an_independent_count():
 def test_bbh_cot_fixed_true_and_bracketless_letter():
     result = run_suite("bbh-cot", FixedPredictor("x. So the answer is True."), DATA, limit=LIMIT)
     raw = _raw("boolean_expressions")[:LIMIT]
-    assert result["subtasks"]["boolean_expressions"] == pytest.approx(100.0 * sum(e["target"] == "True" for e in raw) / LIMIT)
-    assert result["subtasks"]["navigate"] == 0.0  # "True" is not "Yes"
+    assert result["tasks"]["boolean_expressions"] == pytest.approx(100.0 * sum(e["target"] == "True" for e in raw) / LIMIT)
+    assert result["tasks"]["navigate"] == 0.0  # "True" is not "Yes"
     result = run_suite("bbh-cot", FixedPredictor("So the answer is (B"), DATA, limit=LIMIT)
     raw = _raw("hyperbaton")[:LIMIT]
-    assert result["subtasks"]["hyperbaton"] == pytest.approx(100.0 * sum(e["target"] == "(B)" for e in raw) / LIMIT)
+    assert result["tasks"]["hyperbaton"] == pytest.approx(100.0 * sum(e["target"] == "(B)" for e in raw) / LIMIT)
 
 
 @needs_bbh
@@ -99,6 +100,10 @@ def test_bbh_chance_from_option_counts():
     assert option_chance("Q\nOptions:\n(A) x\n(B) y\n(C) z", set()) == pytest.approx(1 / 3)
     chance = make_suite("bbh").chance_level(examples)
     assert 20.0 < chance < 35.0  # the paper-era estimate of BBH's random rate is in the mid-20s
+    per_file = {}
+    for e in examples:
+        per_file.setdefault(e.task, []).append(e.chance)
+    assert chance == pytest.approx(100 * sum(sum(v) / len(v) for v in per_file.values()) / 27)  # like the headline
 
 
 @needs_bbh
@@ -164,8 +169,8 @@ def test_bbh_file_sizes_match_the_catalog():
 
 @needs_bbh
 def test_catalog_bbh_chance_is_the_one_computed_from_the_files():
-    from flanctl.catalog.suites import SUITES
+    from flanctl.catalog.suites import BBH_CHANCE_23_TASKS, SUITES
 
-    suite = make_suite("bbh")
-    computed = suite.chance_level(suite.load(DATA))
-    assert SUITES["bbh"].chance == pytest.approx(computed, abs=0.05)
+    result = run_suite("bbh", FixedPredictor(" nothing"), DATA)
+    assert SUITES["bbh"].chance == SUITES["bbh-cot"].chance == pytest.approx(result["chance"], abs=0.05)
+    assert BBH_CHANCE_23_TASKS == pytest.approx(result["aggregates"]["bbh-paper-23-tasks"]["chance"], abs=0.05)

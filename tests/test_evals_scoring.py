@@ -22,7 +22,7 @@ def _write(path, rows):
 
 
 def test_predictions_file_scores_like_a_live_run(tmp_path):
-    examples = make_suite("mmlu").load(FIX)
+    examples = make_suite("mmlu").load(FIX)  # the validation split, the paper's default
     preds = tmp_path / "out.jsonl"
     live = run_suite("mmlu", FixedPredictor(" B"), FIX, write_predictions_to=preds)
     rows = [json.loads(line) for line in preds.read_text().splitlines()]
@@ -34,11 +34,14 @@ def test_predictions_file_scores_like_a_live_run(tmp_path):
 
 def test_missing_ids_are_counted_and_wrong_unknown_ids_are_errors(tmp_path):
     path = _write(tmp_path / "p.jsonl", [{"id": "abstract_algebra-0", "prediction": "A"}, {"id": "abstract_algebra-1", "prediction": "B"}])
-    result = score_predictions("mmlu", path, FIX)
+    result = score_predictions("mmlu", path, FIX, mmlu_split="test")
     assert result["missing"] == 5 and result["tasks"] == {"abstract_algebra": 50.0, "high_school_geography": 0.0}
     path = _write(tmp_path / "q.jsonl", [{"id": f"nope-{i}", "prediction": "A"} for i in range(5)])
     with pytest.raises(FlanctlError, match=r"5 ids are not in suite mmlu: nope-0, nope-1, nope-2, \.\.\."):
         score_predictions("mmlu", path, FIX)
+    # Ids are rows of the split scored: abstract_algebra-1 is a test row, not a validation one.
+    with pytest.raises(FlanctlError, match=r"1 ids are not in suite mmlu: abstract_algebra-1"):
+        score_predictions("mmlu", tmp_path / "p.jsonl", FIX)
 
 
 @pytest.mark.parametrize(
@@ -66,7 +69,7 @@ def test_self_consistency_majority_vote_from_file(tmp_path):
         {"id": "abstract_algebra-2", "predictions": ["nothing", "nothing", "the answer is (D)"]},  # D: non-answers do not vote
         {"id": "abstract_algebra-3", "predictions": ["the answer is (A)", "the answer is (D)"]},  # tie -> first (A), gold D
     ]
-    result = score_predictions("mmlu-cot", _write(tmp_path / "sc.jsonl", rows), FIX)
+    result = score_predictions("mmlu-cot", _write(tmp_path / "sc.jsonl", rows), FIX, mmlu_split="test")
     # Gold: A, B, C, D -> correct, correct, wrong, wrong.
     assert result["tasks"]["abstract_algebra"] == 50.0
     assert result["settings"]["self_consistency"]["samples"] == 5
@@ -81,7 +84,7 @@ def test_self_consistency_votes_on_numbers():
 
 def test_run_suite_self_consistency_settings():
     predictor = CyclingPredictor([" A", " B", " A"])
-    result = run_suite("mmlu", predictor, FIX, self_consistency={"samples": 3, "temperature": 0.5})
+    result = run_suite("mmlu", predictor, FIX, self_consistency={"samples": 3, "temperature": 0.5}, mmlu_split="test")
     assert {c["num_samples"] for c in predictor.calls} == {3} and {c["temperature"] for c in predictor.calls} == {0.5}
     assert result["tasks"]["abstract_algebra"] == 25.0 and result["settings"]["self_consistency"] == {"samples": 3, "temperature": 0.5}
     greedy = CyclingPredictor([" A"])
@@ -89,22 +92,29 @@ def test_run_suite_self_consistency_settings():
     assert {c["temperature"] for c in greedy.calls} == {0.0}  # one sample = greedy
 
 
-def test_bbh_three_way_tasks_are_averaged_first():
-    def ex(sub, i, target="(A)"):
-        return EvalExample(id=f"{sub}-{i}", task=sub.split("_three")[0].split("_five")[0].split("_seven")[0] if sub.startswith(("logical", "tracking")) else sub,
-                           subtask=sub, prompt=f"{sub}{i}", target=target, golds=(target,))
+def test_bbh_headline_is_the_mean_over_subtask_files_and_the_23_task_aggregate_is_kept():
+    def ex(sub, i, target="(A)", chance=0.0):
+        return EvalExample(id=f"{sub}-{i}", task=sub, prompt=f"{sub}{i}", target=target, golds=(target,), chance=chance)
 
-    examples = [ex("logical_deduction_three_objects", i) for i in range(4)] + [ex("logical_deduction_five_objects", 0)] + \
-               [ex("logical_deduction_seven_objects", 0)] + [ex("navigate", i) for i in range(2)]
+    examples = [ex("logical_deduction_three_objects", i, chance=1 / 3) for i in range(4)] + \
+               [ex("logical_deduction_five_objects", 0, chance=0.2)] + [ex("logical_deduction_seven_objects", 0, chance=1 / 7)] + \
+               [ex("navigate", i, chance=0.5) for i in range(2)]
     outputs = {e.id: [" (A)"] for e in examples}
     outputs["logical_deduction_three_objects-0"] = [" (B)"]  # 3/4 on the three-object file
     outputs["logical_deduction_seven_objects-0"] = [" (B)"]  # 0/1 on the seven-object file
     outputs["navigate-1"] = [" (B)"]  # 1/2
     result = BBH().score(examples, outputs)
-    assert result["subtasks"]["logical_deduction_three_objects"] == 75.0
-    assert result["tasks"]["logical_deduction"] == pytest.approx((75.0 + 100.0 + 0.0) / 3)  # not pooled 4/6
-    assert result["score"] == pytest.approx(((175.0 / 3) + 50.0) / 2)
-    assert result["subtask_mean"] == pytest.approx((75.0 + 100.0 + 0.0 + 50.0) / 4)
+    assert result["tasks"] == {"logical_deduction_five_objects": 100.0, "logical_deduction_seven_objects": 0.0,
+                               "logical_deduction_three_objects": 75.0, "navigate": 50.0}
+    # Flan paper (App. D.2): every subtask file counts as a task, unweighted.
+    assert result["score"] == pytest.approx((75.0 + 100.0 + 0.0 + 50.0) / 4)
+    assert "27 subtask files" in result["headline"]
+    assert result["chance"] == pytest.approx(100 * (1 / 3 + 0.2 + 1 / 7 + 0.5) / 4)
+    # The BBH paper's aggregate: three-way tasks averaged over their files first (not pooled 4/6).
+    bbh23 = result["aggregates"]["bbh-paper-23-tasks"]
+    assert bbh23["tasks"]["logical_deduction"] == pytest.approx((75.0 + 100.0 + 0.0) / 3)
+    assert bbh23["score"] == pytest.approx(((175.0 / 3) + 50.0) / 2)
+    assert bbh23["chance"] == pytest.approx((100 * (1 / 3 + 0.2 + 1 / 7) / 3 + 50.0) / 2)
     assert result["micro"] == pytest.approx(100.0 * 5 / 8)
 
 
@@ -148,6 +158,9 @@ def test_prompts_hash_changes_with_shots():
     a = run_suite("mmlu", FixedPredictor(" A"), FIX)["prompts_hash"]
     b = run_suite("mmlu", FixedPredictor(" A"), FIX, shots={"mmlu": 2})["prompts_hash"]
     assert a != b
+    # A suite's own key wins over its variant's shared one.
+    cot = make_suite("mmlu-cot")
+    assert cot.shots_for({"mmlu": 2, "mmlu-cot": 4}) == 4 and cot.shots_for({"mmlu": 2}) == 2 and cot.shots_for(3) == 3
 
 
 def test_offline_hub_gives_one_line_error(monkeypatch):

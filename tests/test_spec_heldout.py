@@ -97,3 +97,11 @@ def test_a_held_out_generator_as_a_user_task_is_on_purpose(here):
                                   "      user_tasks: [{name: anagrams, source: {kind: builtin, path: anagram_check}}]\n")
     res = _run("validate", "ok.yaml")
     assert res.exit_code == 0, res.output
+
+
+def test_an_unknown_task_of_a_builtin_collection_is_refused_too(here):
+    (here / "typo.yaml").write_text(LEAK.replace("anagram_check", "parityy"))
+    res = _run("validate", "typo.yaml")
+    assert res.exit_code == 2
+    (line,) = res.stderr.splitlines()
+    assert line.startswith("error: typo.yaml:7:23: mixture.collections[builtin].tasks: unknown built-in task(s) parityy; known: ")

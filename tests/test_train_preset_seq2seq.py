@@ -72,22 +72,22 @@ def preset_dir(tmp_path_factory) -> Path:
 
 def test_stream_gives_unpacked_encoder_decoder_rows_for_a_seq2seq_preset(preset_dir):
     from flanctl.data import build_train_stream, tokenizer_for_spec
-    from flanctl.data.stream import is_encoder_decoder
     from flanctl.plan import make_plan
+    from flanctl.plan.make import model_kind
     from flanctl.spec import load_spec
 
     (preset_dir / "ft.yaml").write_text(SPEC.format(steps=2))
     loaded = load_spec(preset_dir / "ft.yaml")
     spec = loaded.spec
     assert spec.mixture.packing  # asked for, but a preset cannot keep packed examples apart
-    assert is_encoder_decoder(spec, preset_dir)
-    assert not is_encoder_decoder(spec.model_copy(update={"model": spec.model.model_copy(update={"preset": "gpt2"})}), preset_dir)
+    assert model_kind(spec, preset_dir) == (True, False)  # encoder-decoder, not packed
+    assert model_kind(spec.model_copy(update={"model": spec.model.model_copy(update={"preset": "gpt2"})}), preset_dir) == (False, False)
     plan = make_plan(loaded, runs_root=preset_dir / "runs")
-    assert plan.mixture["packing"] is False
+    assert plan.mixture["packing"] is False and plan.model.encoder_decoder and not plan.model.packed
     assert any("mixture.packing: off for model.family preset" in n for n in plan.notes)
 
     tokenizer = tokenizer_for_spec(spec, preset_dir)
-    batch = next(build_train_stream(spec, preset_dir, tokenizer))
+    batch = next(build_train_stream(spec, preset_dir, tokenizer, model=plan.model))
     assert set(batch) == {"encoder_token_ids", "encoder_segment_ids", "encoder_positions", "decoder_token_ids",
                           "decoder_segment_ids", "decoder_positions", "targets", "loss_mask"}
     assert batch["encoder_token_ids"].shape == (4, 64) and batch["targets"].shape == (4, 16)
@@ -156,9 +156,15 @@ def test_apply_finetunes_a_seq2seq_preset_and_exports_a_plain_keras_hub_preset(p
 
 
 def test_preset_kind_from_json_files_or_hub_name(tmp_path):
-    from flanctl.data.stream import packs
-    from flanctl.models.preset_info import preset_is_encoder_decoder
+    from flanctl.plan.make import model_kind
+    from flanctl.plan.presets import read_preset
     from flanctl.spec.models import Spec
+
+    def preset_is_encoder_decoder(handle, base=None):
+        return read_preset(handle, base or tmp_path).encoder_decoder
+
+    def packs(spec):
+        return model_kind(spec, tmp_path)[1]
 
     (tmp_path / "causal").mkdir()
     (tmp_path / "causal" / "task.json").write_text(json.dumps({"class_name": "GPT2CausalLM"}))
@@ -170,6 +176,8 @@ def test_preset_kind_from_json_files_or_hub_name(tmp_path):
     assert not preset_is_encoder_decoder("causal", tmp_path)
     assert preset_is_encoder_decoder(str(tmp_path / "backbone_only"))  # absolute path, no task.json
     assert not preset_is_encoder_decoder("broken", tmp_path)
+    assert read_preset("causal", tmp_path).architecture is None  # no backbone numbers: the plan says so
+    assert any("not a local folder" in n for n in read_preset("gemma_2b_en", tmp_path).notes)
     # Hub handles that are not on disk: by name, as keras-hub names its presets.
     assert preset_is_encoder_decoder("t5_base_multi", tmp_path) and preset_is_encoder_decoder("bart_base_en", tmp_path)
     assert not preset_is_encoder_decoder("gemma_2b_en", tmp_path) and not preset_is_encoder_decoder(None)

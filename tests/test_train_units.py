@@ -180,12 +180,12 @@ def test_backends_registry_and_bad_meshes():
     jax_backend = get_backend("jax")
     assert jax_backend.discover_devices()
     with pytest.raises(FlanctlError, match="needs 8 devices"):
-        jax_backend.setup({"mesh": {"data": 2, "model": 4}}, "palm")
+        jax_backend.setup({"mesh": {"data": 2, "model": 4}})
     with pytest.raises(FlanctlError, match="coordinator"):
-        jax_backend.setup({"processes": {"count": 2}}, "palm")
+        jax_backend.setup({"processes": {"count": 2}})
     with pytest.raises(FlanctlError, match="model parallelism needs backend jax"):
-        get_backend("torch").setup({"mesh": {"model": 2}}, "palm")
-    single = jax_backend.setup({}, "palm")
+        get_backend("torch").setup({"mesh": {"model": 2}})
+    single = jax_backend.setup({})
     assert single.is_chief and single.process_count == 1 and jax_backend.checkpoint_format(single) == "npz"
 
 

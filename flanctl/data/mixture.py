@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flanctl.catalog.builtin import BUILTIN_TRAIN_TASKS
+from flanctl.catalog.collections import COLLECTIONS
 from flanctl.data import builtin_tasks
 from flanctl.data.examples import Example
 from flanctl.errors import FlanctlError
@@ -46,18 +48,10 @@ class RealizedMixture:
 
 
 def _catalog_collection(name: str):
-    try:
-        from flanctl.catalog.collections import COLLECTIONS
-    except ImportError:  # catalog not there yet: user collections still work
-        return None
     return COLLECTIONS.get(name)
 
 
 def _builtin_names() -> tuple[str, ...]:
-    try:
-        from flanctl.catalog.builtin import BUILTIN_TRAIN_TASKS
-    except ImportError:
-        return tuple(builtin_tasks.GENERATORS)
     return tuple(BUILTIN_TRAIN_TASKS)
 
 

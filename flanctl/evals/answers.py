@@ -67,15 +67,23 @@ def bbh_canonical(answer: str | None, target: str) -> str | None:
 # ----------------------------------------------------------------------------- MMLU
 
 _MMLU_LETTER = re.compile(r"^\(?([A-D])(?:[).:\s]|$)")
+_MMLU_BARE_OPTION = re.compile(r"^\(?([A-D])\)?\.?$")
 
 
 def mmlu_letter(text: str, cot: bool) -> str | None:
-    """The chosen letter A-D: after "the answer is" for CoT (else the direct rule), else the
-    first line's leading letter, with or without brackets ("(B", "B.", "B) foo")."""
+    """The chosen letter A-D.
+
+    Direct: the first line's leading letter, with or without brackets ("(B", "B.", "B) foo").
+    CoT: the letter after "the answer is"; without that phrase only an output that is nothing
+    but an option ("(B)", "B.") counts. A rationale cut before its answer gives None: reading
+    its first letter would turn every rationale that starts with the article "A" into (A).
+    """
     if cot:
         tail = after_answer_is(text)
-        if tail is not None:
-            text = tail
+        if tail is None:
+            bare = _MMLU_BARE_OPTION.match(text.strip())
+            return bare.group(1) if bare else None
+        text = tail
     match = _MMLU_LETTER.match(first_line(text))
     return match.group(1) if match else None
 

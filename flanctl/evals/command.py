@@ -60,6 +60,8 @@ def evaluate(req: EvalRequest, progress=None) -> tuple[dict[str, Any], list[Path
         run_dir = resolve_run(req.run, req.cwd)
         if run_dir is None:
             raise FlanctlError("no model to evaluate: no last applied run here (.flanctl/last_run); pass --run, --checkpoint, --preset or --predictions")
+        if not (run_dir / "export").is_dir():
+            raise FlanctlError(f"{run_dir}: no export/ folder (the final model); finish `flanctl apply` or pass --checkpoint DIR")
         plan = run_plan(run_dir)
     data_dir = req.data_dir or (plan.eval_data_dir if plan is not None else None)
     # Evaluating a run: its spec's eval.limit is the default, so that re-scoring a run

@@ -18,9 +18,9 @@ from flanctl.evals.suites.base import EvalExample, Suite, mean, prompts_hash
 Progress = Callable[[str, int, int], None]  # (suite, done, total)
 
 
-def paper_scores(suite: str) -> dict[str, float | None]:
-    """The paper's Flan-PaLM 540B and Flan-T5-XXL scores for `suite` (catalog facts)."""
-    return dict(lookup(suite).facts.paper_scores)
+def paper_scores(suite: str, split: str | None = None) -> dict[str, float | None]:
+    """The paper's Flan-PaLM 540B and Flan-T5-XXL scores for `suite` on `split` (catalog facts)."""
+    return dict(lookup(suite).facts.reference(split).scores)
 
 
 def _sc_settings(self_consistency: Any) -> tuple[int, float]:
@@ -36,7 +36,9 @@ def _sc_settings(self_consistency: Any) -> tuple[int, float]:
 
 def _finish(suite: Suite, examples: list[EvalExample], result: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     result.pop("_records", None)
-    result["paper"] = paper_scores(suite.name)
+    reference = lookup(suite.name).facts.reference(suite.split)
+    result["paper"] = dict(reference.scores)
+    result["paper_source"] = reference.source
     result["prompts_hash"] = prompts_hash(examples)
     result["settings"] = {**suite.settings(), **extra}
     return result
@@ -65,12 +67,15 @@ def generate_outputs(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> dict[str, list[str]]:
-    """id -> generated texts, in batches of `batch_size` prompts."""
+    """id -> generated texts, in batches of `batch_size` prompts. A batch gets the largest decode
+    budget of its questions (the suite derives them from its data); `max_new_tokens`, the
+    spec's `eval.max_decode_length` or the CLI's, only lowers them."""
     outputs: dict[str, list[str]] = {}
-    # The spec's max_decode_length caps a suite's own budget (it never raises it: direct answers are short).
-    max_new = min(suite.max_new_tokens, max_new_tokens) if max_new_tokens else suite.max_new_tokens
     for start in range(0, len(examples), batch_size):
         batch = examples[start:start + batch_size]
+        max_new = max(ex.max_new_tokens or suite.max_new_tokens for ex in batch)
+        if max_new_tokens:
+            max_new = min(max_new, max_new_tokens)
         texts = predictor.generate(
             [ex.prompt for ex in batch], max_new, list(suite.stop),
             temperature=temperature, num_samples=samples, seed=seed + start,
@@ -158,14 +163,18 @@ def _per_suite_path(path: str | Path, suite: str) -> Path:
 
 
 def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """The several-suite object, with the paper's normalized average over the six held-out suites:
-    mean of `100 * (score - chance) / (100 - chance)` over those present, chance levels stated."""
+    """The several-suite object, with the paper's normalized average over the six held-out
+    suites: the mean of each suite's `normalized` (its tasks normalized by their own chance,
+    `Suite.normalized`) over those present, chance levels stated. A result without
+    `normalized` (written by an older flanctl) is normalized at the suite level."""
     from flanctl.catalog.suites import normalized_score
 
-    normalized = {r["suite"]: normalized_score(r["score"], r["chance"]) for r in results if r["suite"] in HELD_OUT_SIX}
+    normalized = {r["suite"]: r["normalized"] if r.get("normalized") is not None else normalized_score(r["score"], r["chance"])
+                  for r in results if r["suite"] in HELD_OUT_SIX}
     out: dict[str, Any] = {"suites": results}
     out["normalized_average"] = mean(normalized.values()) if normalized else None
     out["normalized"] = normalized
+    out["normalization"] = "per task, 100 * (score - chance) / (100 - chance) with the task's own chance, averaged like each suite's headline, then over the suites"
     out["chance"] = {r["suite"]: r["chance"] for r in results}
     missing = [s for s in HELD_OUT_SIX if s not in normalized]
     if normalized and missing:

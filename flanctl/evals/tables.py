@@ -25,6 +25,8 @@ def render_results(result: dict[str, Any], console, show_tasks: bool = True) -> 
             str(r.get("missing", 0)), _fmt(paper.get("flan-palm-540b")), _fmt(paper.get("flan-t5-xxl")),
         )
     console.print(summary)
+    for line in notes_lines(results):
+        console.print(line)
     if "suites" in result and result.get("normalized_average") is not None:
         chances = ", ".join(f"{s} {c:.1f}" for s, c in result["chance"].items())
         console.print(f"normalized average: {result['normalized_average']:.1f}  (chance: {chances})")
@@ -41,6 +43,24 @@ def render_results(result: dict[str, Any], console, show_tasks: bool = True) -> 
         console.print(tasks)
         if r.get("missing"):
             console.print(f"note: {r['missing']} examples had no prediction and were scored wrong")
+
+
+def notes_lines(results: list[dict[str, Any]]) -> list[str]:
+    """What the summary table cannot hold: where the paper's numbers come from (and for which
+    split), secondary aggregates, and notes about the protocol."""
+    lines = []
+    for r in results:
+        source = r.get("paper_source")
+        split = (r.get("settings") or {}).get("split")
+        if source:
+            lines.append(f"{r['suite']}: paper numbers from Chung et al. (2022) {source}" + (f"; scored split: {split}" if split else ""))
+        if r.get("headline"):
+            lines.append(f"{r['suite']}: score = {r['headline']}")
+        for name, agg in (r.get("aggregates") or {}).items():
+            lines.append(f"{r['suite']}: {name} {_fmt(agg.get('score'))} (chance {_fmt(agg.get('chance'))}): {agg.get('about', '')}")
+        if r.get("note"):
+            lines.append(f"note: {r['suite']}: {r['note']}")
+    return lines
 
 
 class ProgressPrinter:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from flanctl.errors import FlanctlError
 from flanctl.report.document import Document, Heading, Image, Paragraph, Table, to_html, to_markdown
-from flanctl.report.plots import plot_eval_tasks, plot_loss, plot_scaling
+from flanctl.report.plots import plot_eval_curves, plot_eval_tasks, plot_loss, plot_scaling
 from flanctl.report.rundata import RunRecord, read_run
 from flanctl.report.scaling import format_params, normalized_heldout, num_finetuning_tasks, scaling_points, suite_chance
 
@@ -134,6 +134,15 @@ def make_report(run_dirs: list[str | Path], out: str | Path | None = None, title
         doc.add(Paragraph("No training metrics: none of the runs has a metrics.jsonl with loss values."))
 
     doc.add(Heading("Evals"))
+    curves_png = plot_eval_curves(runs, out_dir / "evals_by_step.png")
+    if curves_png:
+        images.append(curves_png)
+        steps_rows = [[r.name, suite, _fmt_int(step), _fmt(score)]
+                      for r in runs for suite, (steps, scores) in r.eval_curves.items() for step, score in zip(steps, scores)]
+        doc.add(Paragraph("Held-out scores during finetuning (`train.eval_every`; step 0 is the model before "
+                          "finetuning where it was recorded): the paper chose its checkpoints by such evals."),
+                Image(curves_png, "held-out score against step"),
+                Table(["run", "suite", "step", "score"], steps_rows))
     for run in runs:
         doc.add(*_eval_blocks(run, out_dir, images))
 

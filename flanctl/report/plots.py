@@ -70,6 +70,28 @@ def plot_loss(runs: list[RunRecord], path: Path) -> Path | None:
     return path
 
 
+def plot_eval_curves(runs: list[RunRecord], path: Path) -> Path | None:
+    """Held-out score against step (the evals of `train.eval_every`), one line per run and
+    suite; None when no run evaluated during training."""
+    curves = [(f"{r.name}: {suite}" if len(runs) > 1 else suite, steps, scores)
+              for r in runs for suite, (steps, scores) in r.eval_curves.items()]
+    if not curves:
+        return None
+    plt = _pyplot()
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(8, 4.8))
+        for label, steps, scores in curves:
+            ax.plot(steps, scores, label=label, linewidth=1.6, marker="o")
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("held-out score (%)")
+        ax.set_title("Held-out evals during finetuning")
+        ax.legend(frameon=False)
+        fig.tight_layout()
+        fig.savefig(path, dpi=_DPI)
+        plt.close(fig)
+    return path
+
+
 def plot_eval_tasks(run: RunRecord, suite: str, path: Path) -> Path | None:
     """Horizontal bars of per-task scores for one suite (before vs after when both exist)."""
     after = run.evals.get(suite)

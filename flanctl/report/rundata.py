@@ -54,6 +54,21 @@ class RunRecord:
         return int(value) if isinstance(value, (int, float)) else None
 
     @property
+    def eval_curves(self) -> dict[str, tuple[list[int], list[float]]]:
+        """{suite: (steps, scores)} of the held-out evals run during training (`train.eval_every`:
+        metrics.jsonl lines with `eval/<suite>` keys), the step-0 score first when recorded."""
+        curves: dict[str, dict[int, float]] = {}
+        for m in self.metrics:
+            for key, value in m.items():
+                if key.startswith("eval/") and isinstance(value, (int, float)) and isinstance(m.get("step"), int):
+                    curves.setdefault(key[len("eval/"):], {})[int(m["step"])] = float(value)
+        for suite, points in curves.items():
+            before = self.evals_before.get(suite)
+            if before is not None and before.score is not None:
+                points.setdefault(0, before.score)
+        return {s: (sorted(p), [p[k] for k in sorted(p)]) for s, p in sorted(curves.items())}
+
+    @property
     def loss_curve(self) -> tuple[list[int], list[float]]:
         """(steps, losses) of the metrics lines that carry a loss, in step order."""
         pts = sorted((int(m["step"]), float(m["loss"])) for m in self.metrics if "loss" in m and "step" in m)

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from flanctl.catalog import collections as catalog_collections
+from flanctl.catalog import suites as catalog_suites
+from flanctl.catalog.builtin import BUILTIN_TRAIN_TASKS
 from flanctl.report.rundata import RunRecord, SuiteResult
 
 # Collections whose task lists live in the catalog, by the spec's collection name.
@@ -29,23 +32,14 @@ class ScalingPoint:
 
 def _catalog_task_names(collection: str) -> list[str] | None:
     """Train-task names of a collection from the catalog, or None when the catalog lacks them."""
-    try:
-        if collection == "builtin":
-            from flanctl.catalog.builtin import BUILTIN_TRAIN_TASKS
-
-            return list(BUILTIN_TRAIN_TASKS)
-    except ImportError:
-        return None
+    if collection == "builtin":
+        return list(BUILTIN_TRAIN_TASKS)
     return None
 
 
 def _catalog_task_count(collection: str) -> int | None:
     """Task count of a Flan collection (the paper's facts, via the catalog)."""
-    try:
-        from flanctl.catalog import collections as cat
-    except ImportError:
-        return None
-    table = getattr(cat, "COLLECTIONS", None)
+    table = catalog_collections.COLLECTIONS
     entry = table.get(collection) if isinstance(table, dict) else None
     if isinstance(entry, dict):
         value = entry.get("tasks", entry.get("num_tasks"))
@@ -106,11 +100,7 @@ def suite_chance(result: SuiteResult) -> float:
     """Chance rate (percent) of a suite: the eval file's own, else the catalog's, else 0."""
     if result.chance is not None:
         return result.chance
-    try:
-        from flanctl.catalog import suites as cat
-    except ImportError:
-        return 0.0
-    table = getattr(cat, "SUITES", None)
+    table = catalog_suites.SUITES
     entry = table.get(result.suite) if isinstance(table, dict) else None
     value = entry.get("chance") if isinstance(entry, dict) else getattr(entry, "chance", None)
     return float(value) if isinstance(value, (int, float)) else 0.0

@@ -84,7 +84,7 @@ def _check_mesh(spec: Spec, r: _Reporter) -> None:
 
 def _check_model(spec: Spec, r: _Reporter) -> None:
     m = spec.model
-    if m.family == "preset":
+    if not catalog_models.family_facts(m.family).has_formula:  # a keras-hub preset brings its own architecture
         if not m.preset and not m.checkpoint:
             r.error("model.family 'preset' needs model.preset (a keras-hub preset handle or local preset directory)",
                     ("model", "preset"), ("model", "family"), ("model",))

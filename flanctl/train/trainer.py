@@ -127,7 +127,7 @@ class Trainer:
         if keras.backend.backend() != dist.backend:
             raise FlanctlError(f"keras runs on {keras.backend.backend()}, the plan asks for {dist.backend}; run through flanctl.train.run_training")
         # Processes and mesh first: multi-process jax must start before any device is touched.
-        self.placement = backend.setup(dist.model_dump(mode="json"), self.plan.model.family)
+        self.placement = backend.setup(dist.model_dump(mode="json"), self._layout_rules)
         keras.utils.set_random_seed(self.cfg.seed)
         keras.config.set_dtype_policy(self.cfg.precision)
         self.ckpt_format = backend.checkpoint_format(self.placement)
@@ -145,6 +145,12 @@ class Trainer:
         self.peak = peak_flops(self.plan)
 
     # ------------------------------------------------------------------ pieces
+    def _layout_rules(self):
+        """The family's sharding rules (the backend asks only for a model axis above 1)."""
+        from flanctl.models.layouts import layout_rules
+
+        return layout_rules(self.plan.model.family)
+
     def _apply_remat(self) -> None:
         """Recompute each transformer block's activations in the backward pass (train.remat)."""
         from flanctl.models.remat import enable_remat, remat_support

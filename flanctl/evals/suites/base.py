@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
+from flanctl.catalog.suites import normalized_score
 from flanctl.errors import FlanctlError
 
 
@@ -108,6 +109,9 @@ class Suite:
     headline_tasks: tuple[str, ...] | None = None  # tasks averaged for the headline (None = all)
     shots_used: int = 0  # set by `load`
     split: str | None = None  # the split scored, for suites that have a choice (MMLU)
+    #: Per-task decode budgets derived from the data by `load` (task -> tokens); empty when
+    #: every question has the suite's `max_new_tokens`. Set per instance by `_set_budgets`.
+    budgets: dict[str, int] = {}  # never mutated: `_set_budgets` assigns a new dict
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> "Suite":
@@ -137,10 +141,6 @@ class Suite:
             out["split"] = self.split
         return out
 
-    #: Per-task decode budgets derived from the data by `load` (task -> tokens); empty when
-    #: every question has the suite's `max_new_tokens`.
-    budgets: dict[str, int] = {}
-
     def _set_budgets(self, examples: list[EvalExample]) -> None:
         """Record the per-task budgets of `examples`; the suite's `max_new_tokens` becomes the largest."""
         budgets: dict[str, int] = {}
@@ -166,12 +166,26 @@ class Suite:
         keys = [t for t in tasks if self.headline_tasks is None or t in self.headline_tasks]
         return mean(tasks[t] for t in keys)
 
-    def chance_level(self, examples: list[EvalExample]) -> float:
-        """The headline score of a random-choice guesser, aggregated like the headline."""
+    @staticmethod
+    def task_chances(examples: list[EvalExample]) -> dict[str, float]:
+        """Per task, the accuracy in % of a uniformly random choice among each question's options."""
         per_task: dict[str, list[float]] = {}
         for ex in examples:
             per_task.setdefault(ex.task, []).append(ex.chance)
-        return self.headline({t: 100.0 * mean(v) for t, v in per_task.items()})
+        return {t: 100.0 * mean(v) for t, v in per_task.items()}
+
+    def chance_level(self, examples: list[EvalExample]) -> float:
+        """The headline score of a random-choice guesser, aggregated like the headline."""
+        return self.headline(self.task_chances(examples))
+
+    def normalized(self, tasks: dict[str, float], examples: list[EvalExample]) -> float:
+        """The suite's contribution to the paper's normalized average: each task normalized by
+        its own chance, `100 * (score - chance) / (100 - chance)` (BIG-bench's normalized
+        score), aggregated like the headline. Equal to normalizing the headline when every
+        task has the same chance (MMLU 25, TyDiQA and MGSM 0); for BBH each subtask file has
+        its own (1/2 for binary tasks, 1/7 for seven options, 0 for free answers)."""
+        chances = self.task_chances(examples)
+        return self.headline({t: normalized_score(s, chances.get(t, 0.0)) for t, s in tasks.items()})
 
     def score(self, examples: list[EvalExample], outputs: dict[str, list[str]]) -> dict[str, Any]:
         """Score generated texts (id -> samples; several samples = self-consistency vote)."""
@@ -203,6 +217,7 @@ class Suite:
         result["micro"] = 100.0 * mean(r["correct"] for r in records)
         result["missing"] = missing
         result["chance"] = self.chance_level(examples)
+        result["normalized"] = self.normalized(tasks, examples)
         result["_records"] = records
         return result
 

@@ -2,8 +2,16 @@
 
 Prompts come from the official `cot-prompts/<subtask>.txt` files (canary line, `-----`, the
 task description, three `Q:`/`A:` exemplars). The direct prompt asks the same three
-questions answered with the answer only. Headline: mean over the 23 tasks, where the
-three-way tasks (logical_deduction_*, tracking_shuffled_objects_*) are averaged first.
+questions answered with the answer only.
+
+Headline: the Flan paper's (App. D.2), which counts the three-way subtasks
+(logical_deduction_*, tracking_shuffled_objects_*) "as individual tasks and take[s] an
+unweighted average": the mean over the 27 subtask files. The BBH paper's own aggregate
+(three-way tasks averaged first, then the 23 tasks) is reported beside it, under
+`aggregates`, with its chance level.
+
+Decode budgets are per subtask, from its prompt file: `decode_budget` of the longest exemplar
+answer (the whole rationale for CoT), so that no subtask's answers are cut.
 """
 
 from __future__ import annotations
@@ -16,11 +24,21 @@ from typing import Any
 from flanctl.catalog.suites import BBH_SUBTASK_SIZES
 from flanctl.errors import FlanctlError
 from flanctl.evals.answers import bbh_canonical, bbh_cot_answer, bbh_direct_answer
-from flanctl.evals.suites.base import EvalExample, Suite, find_suite_dir, mean
+from flanctl.evals.suites.base import (
+    COT_BUDGET_MARGIN,
+    DIRECT_BUDGET_MARGIN,
+    EvalExample,
+    Suite,
+    decode_budget,
+    find_suite_dir,
+    mean,
+)
 
 # The 27 subtask files (catalog facts, shared with the plan).
 SUBTASKS = tuple(sorted(BBH_SUBTASK_SIZES))
 THREE_WAY_PREFIXES = ("logical_deduction", "tracking_shuffled_objects")
+#: Key of the BBH paper's aggregate in a result's `aggregates`.
+BBH_PAPER_AGGREGATE = "bbh-paper-23-tasks"
 HUB_ID = "lukaemon/bbh"
 COT_TRIGGER = "Let's think step by step."
 
@@ -106,24 +124,31 @@ class BBH(Suite):
             prompt_file = prompt_dir / f"{subtask}.txt"
             if not prompt_file.exists():
                 raise FlanctlError(f"{prompt_file}: missing; every BBH subtask needs its 3-shot prompt file")
-            description, exemplars = parse_cot_prompt(prompt_file.read_text(encoding="utf-8"), str(prompt_file))
-            exemplars = exemplars[:shots]
+            description, all_exemplars = parse_cot_prompt(prompt_file.read_text(encoding="utf-8"), str(prompt_file))
+            exemplars = all_exemplars[:shots]
             prefix = self._prefix(description, exemplars)
+            # From all three exemplars, so that the budget does not shrink with --shots.
+            budget = self.budget(all_exemplars)
             targets = {r["target"] for r in rows}
             for i, row in enumerate(rows if limit is None else rows[:limit]):
                 target = row["target"]
                 examples.append(
                     EvalExample(
                         id=f"{subtask}-{i}",
-                        task=task_of(subtask),
-                        subtask=subtask,
+                        task=subtask,
                         prompt=prefix + self._question(row["input"]),
                         target=target,
                         golds=(target,),
                         chance=option_chance(row["input"], targets),
+                        max_new_tokens=budget,
                     )
                 )
+        self._set_budgets(examples)
         return examples
+
+    def budget(self, exemplars: list[tuple[str, str, str]]) -> int:
+        """Decode budget of a subtask: room for answers `DIRECT_BUDGET_MARGIN` times its longest exemplar answer."""
+        return decode_budget(max((f" {answer}" for _, _, answer in exemplars), key=len), DIRECT_BUDGET_MARGIN)
 
     def _read_examples(self, root: Path, prompt_dir: Path) -> dict[str, list[dict[str, Any]]]:
         data_dir = root / "bbh"
@@ -165,28 +190,35 @@ class BBH(Suite):
         return bbh_canonical(self.extract(text, example), example.target)
 
     def score(self, examples, outputs):
-        result = super().score(examples, outputs)
-        # Three-way tasks: the mean of their subtask accuracies (not the pooled examples),
-        # as the paper does, so each of the 23 tasks weighs the same in the headline.
-        subtasks = result.get("subtasks", {})
-        tasks = dict(result["tasks"])
-        for prefix in THREE_WAY_PREFIXES:
-            subs = [v for s, v in subtasks.items() if task_of(s) == prefix]
-            if subs:
-                tasks[prefix] = mean(subs)
-        result["tasks"] = dict(sorted(tasks.items()))
-        result["score"] = mean(tasks.values())
-        result["subtask_mean"] = mean(subtasks.values())
+        result = super().score(examples, outputs)  # headline: mean over the 27 subtask files
+        tasks_23 = self.tasks_23(result["tasks"])
+        chances_23 = self.tasks_23(self._file_chances(examples))
+        result["headline"] = "mean over the 27 subtask files (Flan paper, App. D.2)"
+        result["aggregates"] = {
+            BBH_PAPER_AGGREGATE: {
+                "about": "BBH paper's aggregate: three-way tasks averaged over their files first, then the mean over 23 tasks",
+                "score": mean(tasks_23.values()),
+                "chance": mean(chances_23.values()),
+                "tasks": tasks_23,
+            }
+        }
         return result
 
-    def chance_level(self, examples):
-        per_sub: dict[str, list[float]] = {}
+    @staticmethod
+    def tasks_23(per_file: dict[str, float]) -> dict[str, float]:
+        """The BBH paper's 23 tasks from per-file values: a three-way task is the mean of its files
+        (not of its pooled examples), so that each task weighs the same."""
+        grouped: dict[str, list[float]] = {}
+        for subtask, value in per_file.items():
+            grouped.setdefault(task_of(subtask), []).append(value)
+        return {task: mean(values) for task, values in sorted(grouped.items())}
+
+    @staticmethod
+    def _file_chances(examples) -> dict[str, float]:
+        per_file: dict[str, list[float]] = {}
         for ex in examples:
-            per_sub.setdefault(ex.subtask or ex.task, []).append(ex.chance)
-        per_task: dict[str, list[float]] = {}
-        for sub, values in per_sub.items():
-            per_task.setdefault(task_of(sub), []).append(100.0 * mean(values))
-        return mean(mean(v) for v in per_task.values())
+            per_file.setdefault(ex.task, []).append(ex.chance)
+        return {sub: 100.0 * mean(v) for sub, v in per_file.items()}
 
     def settings(self):
         return {
@@ -199,8 +231,11 @@ class BBH(Suite):
 class BBHCoT(BBH):
     name = "bbh-cot"
     cot = True
-    max_new_tokens = 256
     stop = ("\n\nQ:",)
+
+    def budget(self, exemplars):
+        """Room for rationales `COT_BUDGET_MARGIN` times the subtask's longest exemplar rationale."""
+        return decode_budget(max((f" {text}" for _, text, _ in exemplars), key=len), COT_BUDGET_MARGIN)
 
     def _prefix(self, description, exemplars):
         blocks = [f"Q: {q}\nA: {text}" for q, text, _ in exemplars]

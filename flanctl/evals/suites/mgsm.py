@@ -3,7 +3,8 @@
 Files: `mgsm_{lang}.tsv` (question TAB answer, no header) and `exemplars.json`
 (`exemplars[lang]["1".."8"] = {"q", "a"}`, q/a starting with the language's labels).
 Answer: the number after the language's "the answer is" phrase, else the last number;
-compared as numbers. Headline: mean over the 10 non-English languages.
+compared as numbers. Headline: mean over the 10 non-English languages. Decode budget per
+language: `decode_budget` of the longest of its 8 exemplar answers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from flanctl.errors import FlanctlError
 from flanctl.evals.answers import mgsm_answer, number_key, parse_number
-from flanctl.evals.suites.base import EvalExample, Suite, find_suite_dir
+from flanctl.evals.suites.base import COT_BUDGET_MARGIN, EvalExample, Suite, decode_budget, find_suite_dir
 
 LANGUAGES = ("bn", "de", "en", "es", "fr", "ja", "ru", "sw", "te", "th", "zh")
 NON_ENGLISH = tuple(lang for lang in LANGUAGES if lang != "en")
@@ -65,6 +66,7 @@ class MGSM(Suite):
             q_label, _ = split_label(shots_for[0][0]) if shots_for else ("", "")
             a_label, _ = split_label(shots_for[0][1]) if shots_for else ("", "")
             prefix = "".join(f"{q}\n{a}\n\n" for q, a in shots_for[:shots])
+            budget = decode_budget(max((split_label(a)[1] for _, a in shots_for), key=len), COT_BUDGET_MARGIN)
             if q_label:
                 stops.add("\n" + q_label.strip())
             for i, (question, answer) in enumerate(rows if limit is None else rows[:limit]):
@@ -78,10 +80,12 @@ class MGSM(Suite):
                         prompt=f"{prefix}{q_label}{question}\n{a_label.rstrip()}",
                         target=answer,
                         golds=(gold,),
+                        max_new_tokens=budget,
                     )
                 )
         # Stop at a blank line or at the next question label, whichever the model writes.
         self.stop = ("\n\n",) + tuple(sorted(stops))
+        self._set_budgets(examples)
         return examples
 
     def _from_files(self, root: Path):

@@ -5,6 +5,8 @@ Files: SQuAD-1.1 JSON (`{"data": [{"paragraphs": [{"context", "qas": [{"id", "qu
 first '-'. Evaluation reads `*dev*.json`, the one exemplar per language comes from
 `*train*.json` (the shortest passage of that language, so prompts stay short).
 Headline: mean over ar, bn, fi, id, ko, ru, sw, te (English is reported, not averaged).
+Decode budget per language: `decode_budget` of its longest reference answer (one number for
+the whole language, so it tells nothing about any one question).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from pathlib import Path
 
 from flanctl.errors import FlanctlError
 from flanctl.evals.answers import first_line, squad_normalize
-from flanctl.evals.suites.base import EvalExample, Suite, find_suite_dir
+from flanctl.evals.suites.base import EvalExample, Suite, decode_budget, find_suite_dir
+
+#: Budget margin over the longest reference answer of a language (answers are spans).
+SPAN_BUDGET_MARGIN = 2.0
 
 HEADLINE_LANGUAGES = ("ar", "bn", "fi", "id", "ko", "ru", "sw", "te")
 HUB_ID = "google-research-datasets/tydiqa"
@@ -94,6 +99,11 @@ class TyDiQA(Suite):
             train = [r for f in train_files for r in read_squad(f)] if shots else []
             self.source = str(root)
         exemplars = self._exemplars(train, shots)
+        longest: dict[str, str] = {}
+        for row in dev:
+            lang = language_of(row["id"])
+            longest[lang] = max([longest.get(lang, ""), *row["answers"]], key=len)
+        budgets = {lang: decode_budget(text, SPAN_BUDGET_MARGIN) for lang, text in longest.items()}
         examples, counts = [], {}
         for row in dev:
             lang = language_of(row["id"])
@@ -112,8 +122,10 @@ class TyDiQA(Suite):
                     prompt=prefix + render(row["context"], row["question"]),
                     target=row["answers"][0],
                     golds=tuple(sorted({squad_normalize(a) for a in row["answers"]})),
+                    max_new_tokens=budgets[lang],
                 )
             )
+        self._set_budgets(examples)
         return examples
 
     @staticmethod
