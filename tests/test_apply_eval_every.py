@@ -49,3 +49,23 @@ def test_eval_every_runs_evals_during_training_and_the_report_draws_them(tmp_pat
     assert "Held-out scores during finetuning" in text
     assert "| every | builtin | 2 |" in text and "| every | builtin | 4 |" in text
     assert "| every | builtin | 0 |" in text  # the before-finetuning score starts the curve
+
+
+def test_eval_every_that_would_do_nothing_is_refused(tmp_path):
+    import pytest
+
+    from flanctl.errors import SpecError, SpecErrors
+    from flanctl.spec import load_spec
+
+    cases = {
+        "train: {steps: 10, eval_every: 5}\n": "train.eval_every needs eval.suites",
+        "train: {steps: 10, eval_every: 50}\neval: {suites: [builtin]}\n": "never runs",
+        "train: {steps: 10, eval_every: 5}\neval: {suites: [builtin]}\n"
+        "distribution: {mesh: {data: 2}, processes: {count: 2, coordinator: '127.0.0.1:9'}}\n": "sharded over 2 processes",
+    }
+    for i, (body, message) in enumerate(cases.items()):
+        spec = tmp_path / f"s{i}.yaml"
+        spec.write_text("apiVersion: flanctl/v1\nmodel: {family: palm, size: tiny}\n" + body)
+        with pytest.raises((SpecError, SpecErrors), match=message) as exc:
+            load_spec(spec)
+        assert f"s{i}.yaml:" in str(exc.value) and "eval_every" in str(exc.value)

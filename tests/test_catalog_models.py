@@ -82,7 +82,7 @@ def test_collections_match_the_paper():
 
 
 def test_suite_sizes():
-    assert len(suites.MMLU_SUBJECTS) == 57 and suites.suite_examples("mmlu") == 14_042
+    assert len(suites.MMLU_SUBJECTS) == 57 and suites.suite_examples("mmlu") == 1_531 and suites.suite_examples("mmlu", "test") == 14_042
     assert len(suites.BBH_SUBTASK_SIZES) == 27 and suites.suite_examples("bbh-cot") == 6_511
     assert suites.SUITES["bbh"].tasks == 23
     assert len(suites.TYDIQA_LANGUAGE_SIZES) == 8 and "english" not in suites.TYDIQA_LANGUAGE_SIZES

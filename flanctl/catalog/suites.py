@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flanctl.catalog.builtin import BUILTIN_HELD_OUT_TASKS
+
 MMLU_SUBJECTS: tuple[str, ...] = (
     "abstract_algebra", "anatomy", "astronomy", "business_ethics", "clinical_knowledge",
     "college_biology", "college_chemistry", "college_computer_science", "college_mathematics",
@@ -122,6 +124,9 @@ BBH_CHANCE = 26.6
 #: The same, aggregated as the BBH paper does (three-way tasks averaged first, 23 tasks).
 BBH_CHANCE_23_TASKS = 27.3
 
+#: Built-in suite examples per held-out task when `eval.limit` is not set.
+BUILTIN_EXAMPLES_PER_TASK = 200
+
 #: The six suites of the paper's normalized average (the `flan-held-out` group).
 HEADLINE_SUITES = ("mmlu", "mmlu-cot", "bbh", "bbh-cot", "tydiqa", "mgsm")
 
@@ -174,12 +179,10 @@ SUITES: dict[str, SuiteFacts] = {
         "builtin", "flanctl's held-out procedural tasks (never trained on), zero-shot", 0, False, "exact_match",
         # Chance: 1/(options) per multiple-choice task, 0 for free answers, averaged over the four
         # held-out tasks (a test recomputes it from the generated test examples).
-        {}, 0, 25.0, id_format="<task>-<i>",
+        {task: BUILTIN_EXAMPLES_PER_TASK for task in BUILTIN_HELD_OUT_TASKS}, len(BUILTIN_HELD_OUT_TASKS), 25.0,
+        id_format="<task>-<i>",
     ),
 }
-
-#: Built-in suite examples per held-out task when `eval.limit` is not set.
-BUILTIN_EXAMPLES_PER_TASK = 200
 
 
 def suite_examples(name: str, split: str | None = None) -> int:

@@ -28,6 +28,8 @@ class EvalRequest:
     write_predictions: str | None = None
     method: str = "generate"
     mmlu_cot_prompts: str | None = None
+    mmlu_split: str = "val"
+    mmlu_cot_fallback: bool = False
     batch_size: int = 16
     cwd: str = "."
     notes: list[str] = field(default_factory=list)
@@ -47,7 +49,8 @@ def evaluate(req: EvalRequest, progress=None) -> tuple[dict[str, Any], list[Path
     sources = [n for n, v in (("--run", req.run), ("--checkpoint", req.checkpoint), ("--preset", req.preset), ("--predictions", req.predictions)) if v]
     if len(sources) > 1:
         raise FlanctlError(f"pass only one of {', '.join(sources)}")
-    options = {"method": req.method, "cot_prompts": req.mmlu_cot_prompts}
+    options = {"method": req.method, "cot_prompts": req.mmlu_cot_prompts, "mmlu_split": req.mmlu_split,
+               "mmlu_cot_fallback": req.mmlu_cot_fallback}
     if req.predictions:
         if len(req.suites) != 1:
             raise FlanctlError("--predictions scores one suite at a time; pass a single --suite")
@@ -91,7 +94,7 @@ def evaluate_plan(plan: Plan, out_dir: str | Path, predictor, progress=None, suf
     kwargs = dict(
         limit=ev.limit, shots=ev.shots or None, self_consistency=ev.self_consistency.model_dump(),
         batch_size=ev.batch_size, max_new_tokens=ev.max_decode_length,
-        builtin_tasks=ev.builtin_tasks or None, progress=progress,
+        builtin_tasks=ev.builtin_tasks or None, mmlu_split=ev.mmlu_split, progress=progress,
         write_predictions_to=out_dir / f"{{suite}}{suffix}.predictions.jsonl",
     )
     suites = list(ev.suites)

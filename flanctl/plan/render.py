@@ -109,8 +109,13 @@ def render_plan(plan: Plan, console: Console) -> None:
         for col in ("suite", "shots", "cot", "examples", "chance", "paper (Flan-PaLM 540B)"):
             table.add_column(col)
         for s in ev["suites"]:
+            if s.get("members"):  # a group: the sum of its member suites
+                table.add_row(s["name"], "-", "-", f"{s['examples']:,}", "-", f"= {' + '.join(s['members'])}")
+                continue
             table.add_row(s["name"], str(s["shots"]), "yes" if s["cot"] else "no", f"{s['examples']:,}", f"{s['chance']:g}", _opt(s["paper_scores"].get("flan-palm-540b")))
         console.print(table)
+        if ev.get("every"):
+            console.print(f"held-out evals every {ev['every']} steps during training (evals/step_<n>/, metrics.jsonl)")
 
     diff = plan["run"]["diff"]
     console.print(f"[bold]Run[/bold] {plan['run']['name']} ({plan['run']['dir']}): {diff['summary']}")

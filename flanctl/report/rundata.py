@@ -32,6 +32,8 @@ class SuiteResult:
     paper: dict[str, float] = field(default_factory=dict)
     chance: float | None = None
     source: Path | None = None
+    #: The suite's normalized score as the evals computed it (each task by its own chance).
+    normalized: float | None = None
 
 
 @dataclass
@@ -113,6 +115,7 @@ def _suite_from_dict(data: dict[str, Any], source: Path) -> SuiteResult:
         paper={str(k): float(v) for k, v in (data.get("paper") or {}).items() if isinstance(v, (int, float))},
         chance=float(data["chance"]) if isinstance(data.get("chance"), (int, float)) else None,
         source=source,
+        normalized=float(data["normalized"]) if isinstance(data.get("normalized"), (int, float)) else None,
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from flanctl.catalog import collections as catalog_collections
 from flanctl.catalog import suites as catalog_suites
 from flanctl.catalog.builtin import BUILTIN_TRAIN_TASKS
+from flanctl.catalog.suites import normalized_score
 from flanctl.report.rundata import RunRecord, SuiteResult
 
 # Collections whose task lists live in the catalog, by the spec's collection name.
@@ -107,13 +108,16 @@ def suite_chance(result: SuiteResult) -> float:
 
 
 def normalize(score: float, chance: float) -> float:
-    """The paper's normalization: 0 = chance, 100 = perfect."""
-    return 100.0 * (score - chance) / (100.0 - chance) if chance < 100 else 0.0
+    """The suite-level normalization (0 = chance, 100 = perfect), for results written without
+    their own `normalized` score."""
+    return normalized_score(score, chance) if chance < 100 else 0.0
 
 
 def normalized_heldout(evals: dict[str, SuiteResult]) -> float | None:
-    """Mean normalized score over the suites that have a score."""
-    values = [normalize(r.score, suite_chance(r)) for r in evals.values() if r.score is not None]
+    """Mean normalized score over the suites that have a score: each suite's own `normalized`
+    (its tasks normalized by their own chance, as the evals compute it), else suite-level."""
+    values = [r.normalized if r.normalized is not None else normalize(r.score, suite_chance(r))
+              for r in evals.values() if r.score is not None]
     return sum(values) / len(values) if values else None
 
 

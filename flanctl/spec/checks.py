@@ -216,6 +216,16 @@ def _check_eval(spec: Spec, r: _Reporter) -> None:
             r.error(f"eval.shots: unknown suite '{name}'; known: {', '.join(suites)}{hint}", ("eval", "shots", name), ("eval", "shots"))
         elif ev.shots[name] < 0:
             r.error(f"eval.shots.{name} is {ev.shots[name]}; shots cannot be negative", ("eval", "shots", name))
+    every = spec.train.eval_every
+    if every and not ev.suites:
+        r.error("train.eval_every needs eval.suites (the held-out suites to run every N steps); list suites or remove eval_every",
+                ("train", "eval_every"))
+    elif every and every > spec.train.steps:
+        r.error(f"train.eval_every {every} is more than train.steps {spec.train.steps}, so it never runs; lower it or remove it",
+                ("train", "eval_every"))
+    elif every and spec.distribution.processes.count > 1:
+        r.error("train.eval_every runs evals on one process and cannot evaluate a model sharded over "
+                f"{spec.distribution.processes.count} processes; remove it", ("train", "eval_every"))
     if ev.builtin_tasks:
         names = list(BUILTIN_HELD_OUT_TASKS) + list(BUILTIN_TRAIN_TASKS)
         for i, task in enumerate(ev.builtin_tasks):

@@ -68,7 +68,7 @@ class TokenEngine(GenerationEngine):
         groups = [(self.prompt_ids(p), [list(self.tokenizer.encode(c))]) for p, c in zip(prompts, continuations)]
         return [scores[0] for scores in self.score_grouped(groups, self.context_start_id)]
 
-    def loglikelihood(self, prompts, continuations):
+    def loglikelihood(self, prompts: list[str], continuations: list[list[str]]) -> list[list[float]]:
         """Batches of whole groups holding at most `batch_size` continuations (at least one
         group), taken in order of context length so that each batch pads its contexts little."""
         groups = [(self.prompt_ids(p), [list(self.tokenizer.encode(c)) for c in conts]) for p, conts in zip(prompts, continuations)]
