@@ -174,6 +174,9 @@ def test_trainable_is_the_batch_adapter(palm_model, gpt2_task, t5_task):
     adapter = causal.trainable(gpt2_task)
     assert type(adapter) is PresetCausalLMAdapter and causal.trainable(adapter) is adapter
     assert family_of_model(adapter) is causal
+    # the model in training (an adapter) evaluates through its task (evals every N steps)
+    engine = get_family("preset", model=adapter).engine(adapter)
+    assert engine.model is gpt2_task and len(engine.loglikelihood(["ab"], [["c"]])[0]) == 1
     assert type(seq2seq.trainable(t5_task)) is PresetSeq2SeqLMAdapter
     # flanctl's own export loaded as a preset trains as itself
     assert causal.trainable(palm_model) is palm_model
@@ -293,8 +296,7 @@ def test_generation_engines_share_one_protocol_without_probing_or_cycles():
     for path in gen.glob("*.py"):
         source = path.read_text()
         assert "hasattr(" not in source, path
-        if path.stem != "predictor":
-            assert not any(m.startswith("flanctl.models.families") for m in _flanctl_imports(path)), path
+        assert not any(m.startswith("flanctl.models.families") for m in _flanctl_imports(path)), path
 
     # the generation modules' imports (top-level and lazy) form no cycle
     graph = {f"flanctl.models.generation.{p.stem}": {m for m in _flanctl_imports(p) if m.startswith("flanctl.models.generation.")}

@@ -37,7 +37,7 @@ _LAZY = {
     "abstract_param_count": "flanctl.models.entry_points",
     "model_family": "flanctl.models.entry_points",
     "layout_map": "flanctl.models.layouts",
-    "KerasPredictor": "flanctl.models.generation.predictor",
+    "KerasPredictor": "flanctl.models.predictor",
 }
 
 __all__ = sorted([*_LAZY, "supports_packing", "packing_note"])

@@ -1,10 +1,11 @@
-"""Sharding layouts: which mesh axis each weight dimension lives on.
+"""Sharding layouts by family name: which mesh axis each weight dimension lives on.
 
 Mesh axes are `("data", "model")` (see backends/jax.py); the batch goes on `data` through
 `ModelParallel(batch_dim_name="data")`. Each family holds its own rules
 (`ModelFamily.layout_rules`: palm's in flanctl.models.families.palm, t5's in
-flanctl.models.families.t5) or says why it has none; this module turns rules into a Keras
-`LayoutMap`. A weight no rule matches is replicated by Keras.
+flanctl.models.families.t5) or says why it has none, and builds its Keras `LayoutMap`
+(`ModelFamily.layout_map`); these wrappers take a family name. A weight no rule matches is
+replicated by Keras.
 """
 
 from __future__ import annotations
@@ -20,13 +21,3 @@ def layout_rules(family: str | ModelFamily) -> LayoutRules:
 def layout_map(family: str | ModelFamily, mesh):
     """A `keras.distribution.LayoutMap` over `mesh` (a DeviceMesh with axes data, model)."""
     return get_family(family).layout_map(mesh)
-
-
-def build_layout_map(rules: LayoutRules, mesh):
-    """A `keras.distribution.LayoutMap` over `mesh` holding `rules`."""
-    import keras
-
-    lm = keras.distribution.LayoutMap(mesh)
-    for pattern, axes in rules:
-        lm[pattern] = axes
-    return lm

@@ -156,7 +156,7 @@ class TrainSpec(Strict):
     remat: bool = Field(False, description="Rematerialise activations in the backward pass (less memory, ~1/3 more compute).")
     checkpoint_every: int = Field(1000, gt=0, description="Save a checkpoint every N steps (and at the end).")
     keep_checkpoints: int = Field(2, gt=0, description="Most recent checkpoints kept.")
-    eval_every: int | None = Field(None, gt=0, description="Run the eval suites every N steps (default: only at the end).")
+    eval_every: int | None = Field(None, gt=0, description="Also run eval.suites every N steps during training, on the model in memory: scores in metrics.jsonl (eval/<suite>), TensorBoard and evals/step_<n>/, drawn by `flanctl report` against step (default: only before and after).")
     log_every: int = Field(10, gt=0, description="Write metrics every N steps.")
     seed: int = Field(0, description="Seed of initialisation and dropout.")
 

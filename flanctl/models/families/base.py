@@ -95,9 +95,13 @@ class ModelFamily(ABC):
 
     def layout_map(self, mesh):
         """A `keras.distribution.LayoutMap` over `mesh` (a DeviceMesh with axes data, model)."""
-        from flanctl.models.layouts import build_layout_map
+        import keras
 
-        return build_layout_map(self.layout_rules(), mesh)
+        rules = self.layout_rules()
+        lm = keras.distribution.LayoutMap(mesh)
+        for pattern, axes in rules:
+            lm[pattern] = axes
+        return lm
 
     # -- generation and export -------------------------------------------------------------
     def frame_prompt(self, ids: list[int], tokenizer) -> list[int]:

@@ -4,7 +4,7 @@ Which of the two a preset is was decided once, at plan time, from the preset fol
 task.json/config.json (`plan.model.encoder_decoder`), or, for a model loaded without a plan,
 from its class (`family_of_model`). Presets carry their own architecture and tokenizer: they
 are loaded, never built; they train through an adapter that maps flanctl's batches to the
-task's inputs (flanctl.models.preset_adapter); they generate through keras-hub's own
+task's inputs (flanctl.models.families.keras_hub_adapters); they generate through keras-hub's own
 `generate`; they export as the plain keras-hub preset. They take only a padding mask, so
 packing is off, and no sharding layout is known for them (model parallelism: mesh.model 1).
 
@@ -56,7 +56,7 @@ class _KerasHubPresetFamily(ModelFamily):
         family = self._own_family(model)
         if family != self:
             return family.engine(model, tokenizer, batch_size=batch_size)
-        from flanctl.models.preset_adapter import PresetCausalLMAdapter
+        from flanctl.models.families.keras_hub_adapters import PresetCausalLMAdapter
 
         task = model.task if isinstance(model, PresetCausalLMAdapter) else model
         return self._engine(task, tokenizer, batch_size)
@@ -80,12 +80,12 @@ class KerasHubCausalLMFamily(_KerasHubPresetFamily):
     def owns(self, model) -> bool:
         import keras_hub
 
-        from flanctl.models.preset_adapter import PresetCausalLMAdapter
+        from flanctl.models.families.keras_hub_adapters import PresetCausalLMAdapter
 
         return isinstance(model, (keras_hub.models.CausalLM, PresetCausalLMAdapter))
 
     def _adapter_class(self):
-        from flanctl.models.preset_adapter import PresetCausalLMAdapter
+        from flanctl.models.families.keras_hub_adapters import PresetCausalLMAdapter
 
         return PresetCausalLMAdapter
 
@@ -109,12 +109,12 @@ class KerasHubSeq2SeqFamily(_KerasHubPresetFamily):
     def owns(self, model) -> bool:
         import keras_hub
 
-        from flanctl.models.preset_adapter import PresetSeq2SeqLMAdapter
+        from flanctl.models.families.keras_hub_adapters import PresetSeq2SeqLMAdapter
 
         return isinstance(model, (keras_hub.models.Seq2SeqLM, PresetSeq2SeqLMAdapter))
 
     def _adapter_class(self):
-        from flanctl.models.preset_adapter import PresetSeq2SeqLMAdapter
+        from flanctl.models.families.keras_hub_adapters import PresetSeq2SeqLMAdapter
 
         return PresetSeq2SeqLMAdapter
 

@@ -5,13 +5,12 @@
     decoder_only.py       DecoderOnlyEngine (palm families)
     encoder_decoder.py    EncoderDecoderEngine (flanctl's packed t5)
     keras_hub_causal_lm.py, keras_hub_seq2seq.py   keras-hub CausalLM / Seq2SeqLM presets
-    predictor.py          KerasPredictor (the evals' Predictor, from the family's engine)
 
-A family's `engine(model, tokenizer)` picks the engine; nothing here compares family names.
+A family's `engine(model, tokenizer)` picks the engine (flanctl.models.families); the engines
+know nothing of families. `flanctl.models.KerasPredictor` wraps a family's engine for the evals.
 """
 
 from flanctl.models.generation.engine import GenerationEngine, cut_at_stop
-from flanctl.models.generation.predictor import KerasPredictor
 from flanctl.models.generation.token_engine import TokenEngine
 
-__all__ = ["GenerationEngine", "KerasPredictor", "TokenEngine", "cut_at_stop"]
+__all__ = ["GenerationEngine", "TokenEngine", "cut_at_stop"]

@@ -22,7 +22,7 @@ class PaLMCausalLM(CausalLM):
 
     The output projection is the transposed token embedding, with logits scaled by
     1/sqrt(hidden_dim) because the embedding is initialised N(0, 1) (PaLM, section 2).
-    Generation lives in `flanctl.models.generation.KerasPredictor`, which drives
+    Generation lives in `flanctl.models.generation.decoder_only.DecoderOnlyEngine`, which drives
     `call_with_cache`; no keras-hub preprocessor is attached (flanctl tokenizes itself).
     """
 

@@ -2,7 +2,8 @@
 
 The family decides the engine (cached decoding for palm and flanctl's t5, keras-hub's own
 generate for presets); every engine speaks the one protocol of
-`flanctl.models.generation.engine.GenerationEngine`, so this class only forwards to it.
+`flanctl.models.generation.engine.GenerationEngine`, so this class only forwards to it. It sits
+above both the families and the engines (the engines never import the families).
 Callers that hold a family already can use `family.engine(model, tokenizer, batch_size)`
 directly: it is a `Predictor` too.
 
