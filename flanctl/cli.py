@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from flanctl.errors import FlanctlError
+from flanctl.runs.interrupts import EXIT_INTERRUPTED, Interrupted
 from flanctl.spec.models import EvalSpec
 
 #: The spec's default, so that `flanctl eval` decodes as `apply` does.
@@ -38,7 +39,12 @@ def main() -> None:
     """Console-script entry point: run the app, turn known errors into one line + exit code."""
     debug = "--debug" in sys.argv
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+    except Interrupted as exc:
+        # Not an error: say where it stopped and how to go on.
+        _exit_interrupted(str(exc).replace("\n", " "))
+    except KeyboardInterrupt:  # Ctrl-C outside a command (while typer starts or we import)
+        _exit_interrupted("interrupted")
     except FlanctlError as exc:
         if debug:
             raise
@@ -63,6 +69,25 @@ def main() -> None:
             raise
         print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
         sys.exit(1)
+    # Without standalone mode typer returns the exit code of a `typer.Exit`, and turns Ctrl-C
+    # in a command into Exit(130): dropping it made an interrupted command exit 0.
+    if isinstance(code, int) and not isinstance(code, bool) and code:
+        if code == EXIT_INTERRUPTED:
+            _exit_interrupted("interrupted")
+        sys.exit(code)
+
+
+def _exit_interrupted(message: str) -> None:
+    """Print one line and leave with 130 without the interpreter's teardown: an interrupt that
+    landed inside XLA or TensorFlow can leave their threads in a state where finalizers crash
+    (measured: a segfault after a Ctrl-C in the before-finetuning eval). Everything flanctl
+    writes is complete on disk by now (atomic renames; metrics and events closed)."""
+    import os
+
+    print(message, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
 
 
 # Commands are added below, one function each, by room:
@@ -171,7 +196,13 @@ def apply_cmd(
     setup_process(plan.backend, plan.spec.distribution)
     console = Console(stderr=True)
     stages = default_stages(console)
-    state = apply_plan(plan, console, replace=replace, stages=stages)
+    try:
+        state = apply_plan(plan, console, replace=replace, stages=stages)
+    except Interrupted as exc:
+        import shlex
+
+        again = shlex.join(["flanctl", "apply", *([target] if target else []), *(a for s in set_ for a in ("--set", s))])
+        raise Interrupted(str(exc).replace("the same `flanctl apply`", f"`{again}`")) from None
     for line in before_after_lines(stages.scores):
         print(line)
     print(f"run {plan.run.dir}: {state.get('status')} at step {state.get('step', 0)}")

@@ -5,7 +5,7 @@ import pytest
 from flanctl.catalog.builtin import BUILTIN_HELD_OUT_TASKS
 from flanctl.data.builtin_tasks import generate
 from flanctl.errors import FlanctlError
-from flanctl.evals.reference_predictors import EchoPredictor, FixedPredictor, GoldPredictor
+from reference_predictors import EchoPredictor, FixedPredictor, GoldPredictor
 from flanctl.evals.runner import run_suite
 from flanctl.evals.suites import make_suite
 

@@ -85,7 +85,7 @@ def test_eval_of_last_run_writes_evals_json(monkeypatch, capsys, tmp_path):
     import shutil
 
     from flanctl.evals import model_source
-    from flanctl.evals.reference_predictors import FixedPredictor
+    from reference_predictors import FixedPredictor
     from flanctl.runs.last_run import record_last_run
 
     shutil.copytree(FIX / "mmlu", tmp_path / "data" / "mmlu")
@@ -114,7 +114,7 @@ def test_eval_of_last_run_writes_evals_json(monkeypatch, capsys, tmp_path):
 def test_evaluate_run_uses_the_specs_eval_settings(tmp_path):
     """`apply`'s eval stage: suites, limit, batch size and decode cap come from the plan's spec."""
     from flanctl.evals.command import evaluate_plan
-    from flanctl.evals.reference_predictors import FixedPredictor
+    from reference_predictors import FixedPredictor
 
     evals = tmp_path / "runs" / "q" / "evals"
     spec = tmp_path / "q.yaml"

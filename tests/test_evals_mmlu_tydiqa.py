@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from flanctl.errors import FlanctlError
-from flanctl.evals.reference_predictors import EchoPredictor, FixedPredictor, GoldPredictor
+from reference_predictors import EchoPredictor, FixedPredictor, GoldPredictor
 from flanctl.evals.runner import run_suite
 from flanctl.evals.suites import make_suite
 

@@ -12,7 +12,7 @@ import pytest
 from flanctl.catalog.suites import BBH_CHANCE, SUITES, normalized_score
 from flanctl.errors import FlanctlError
 from flanctl.evals.answers import mmlu_letter
-from flanctl.evals.reference_predictors import FixedPredictor
+from reference_predictors import FixedPredictor
 from flanctl.evals.runner import combine, run_suite, score_predictions
 from flanctl.evals.suites import make_suite
 from flanctl.evals.suites.base import EvalExample

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from flanctl.evals.answers import mgsm_answer, number_key
-from flanctl.evals.reference_predictors import EchoPredictor, FixedPredictor, GoldPredictor
+from reference_predictors import EchoPredictor, FixedPredictor, GoldPredictor
 from flanctl.evals.runner import run_suite
 from flanctl.evals.suites import make_suite
 from flanctl.evals.suites.bbh import SUBTASKS, option_chance, parse_cot_prompt, task_of

@@ -10,7 +10,7 @@ import pytest
 from flanctl.catalog.suites import HEADLINE_SUITES, SUITES as FACTS
 from flanctl.errors import FlanctlError
 from flanctl.evals import runner
-from flanctl.evals.reference_predictors import FixedPredictor
+from reference_predictors import FixedPredictor
 from flanctl.evals.runner import run_suite, score_predictions
 from flanctl.evals.suites import HELD_OUT_SIX, REGISTRY, SUITE_NAMES, SuiteEntry, SuiteGroup, expand, lookup, make_suite
 from flanctl.evals.suites.base import EvalExample, Suite

@@ -7,7 +7,7 @@ import pytest
 
 from flanctl.errors import FlanctlError
 from flanctl.evals.predictions_file import read_predictions
-from flanctl.evals.reference_predictors import CyclingPredictor, FixedPredictor
+from reference_predictors import CyclingPredictor, FixedPredictor
 from flanctl.evals.runner import combine, run_suite, run_suites, score_predictions, write_result
 from flanctl.evals.suites import make_suite
 from flanctl.evals.suites.base import EvalExample

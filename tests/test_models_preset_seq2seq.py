@@ -70,11 +70,11 @@ def predictor(preset_dir):
 def test_loaded_as_a_preset_with_the_seq2seq_engine(predictor):
     from flanctl.models.generation.keras_hub_seq2seq import KerasHubSeq2SeqEngine
 
-    # config.json names "T5Backbone", but this is keras-hub's T5, not flanctl's packed t5 family
-    assert predictor.family == "preset"
-    assert isinstance(predictor.engine, KerasHubSeq2SeqEngine)
+    # config.json names "T5Backbone", but this is keras-hub's T5, not flanctl's packed t5 family:
+    # the predictor is the keras-hub Seq2SeqLM family's engine.
+    assert isinstance(predictor, KerasHubSeq2SeqEngine)
     assert isinstance(predictor.model, keras_hub.models.T5Seq2SeqLM)
-    engine = predictor.engine
+    engine = predictor
     assert engine.enc_start == [] and engine.enc_end == [1] and engine.dec_start == [0]  # T5's framing
 
 
@@ -102,8 +102,8 @@ def test_stop_sequences_and_sampling(predictor):
     # a stop sequence that is one token also stops keras-hub's loop on the device
     tok = predictor.tokenizer
     one = next(i for i in range(3, tok.vocab_size) if tok.encode(tok.decode([i])) == [i])
-    assert predictor.engine._stop_ids([tok.decode([one]), "zz-not-one-token"]) == (1, one)
-    assert predictor.engine._stop_ids([]) == (1,)
+    assert predictor._stop_ids([tok.decode([one]), "zz-not-one-token"]) == (1, one)
+    assert predictor._stop_ids([]) == (1,)
 
     a = predictor.generate(PROMPTS, 6, stop=[], temperature=1.5, num_samples=2, seed=4)
     assert a == predictor.generate(PROMPTS, 6, stop=[], temperature=1.5, num_samples=2, seed=4)

@@ -18,6 +18,7 @@ from flanctl.errors import FlanctlError
 from flanctl.plan import Plan, check_fresh
 from flanctl.plan.diff import run_diff
 from flanctl.runs import RunDir, record_last_run, write_text_atomic
+from flanctl.runs.interrupts import Interrupted, watch_interrupts
 
 
 def apply_plan(
@@ -71,20 +72,39 @@ def apply_plan(
             return state
         run.update_state(status="running")
         try:
-            if stages.evaluate is not None and diff["step"] == 0 and run.latest_checkpoint() is None:
-                run.update_state(status="evaluating", stage="before")
-                stages.evaluate(plan, run, "before")
-                run.update_state(status="running")
-            metrics = stages.train(plan, run)
-            final = run.read_state()
-            run.update_state(status="trained", step=final.get("step", steps), metrics=metrics)
-            if stages.evaluate is not None:
-                run.update_state(status="evaluating", stage="after")
-                stages.evaluate(plan, run, "after")
+            with watch_interrupts() as stop:
+                if stages.evaluate is not None and diff["step"] == 0 and run.latest_checkpoint() is None:
+                    run.update_state(status="evaluating", stage="before")
+                    stages.evaluate(plan, run, "before")
+                    _raise_if(stop)
+                    run.update_state(status="running")
+                metrics = stages.train(plan, run)
+                final = run.read_state()
+                run.update_state(status="trained", step=final.get("step", steps), metrics=metrics)
+                if stages.evaluate is not None:
+                    run.update_state(status="evaluating", stage="after")
+                    stages.evaluate(plan, run, "after")
+                    _raise_if(stop)
+        except Interrupted:
+            raise  # the training loop recorded "interrupted at step N" with its checkpoint
+        except KeyboardInterrupt:
+            # Ctrl-C outside the training loop (an eval): nothing half-written to keep.
+            state = run.read_state()
+            stage = state.get("stage") if state.get("status") == "evaluating" else None
+            where = {"before": "the before-finetuning eval", "after": "the after-finetuning eval"}.get(stage, "apply")
+            step = state.get("step", 0)
+            run.update_state(status="interrupted", error=None, interrupted_in=where)
+            raise Interrupted(f"interrupted during {where} at step {step}; run the same `flanctl apply` again to go on") from None
         except BaseException as exc:
             run.update_state(status="failed", error=f"{type(exc).__name__}: {exc}")
             raise
         return run.update_state(status="completed")
+
+
+def _raise_if(stop) -> None:
+    """A Ctrl-C that a library swallowed during a stage still stops apply after it."""
+    if stop.requested:
+        raise KeyboardInterrupt
 
 
 def _move_checkpoints_aside(run: RunDir, step: int) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from flanctl.errors import FlanctlError
 from flanctl.plan import Plan
 from flanctl.runs import RunDir
+from flanctl.runs.interrupts import EXIT_INTERRUPTED, Interrupted, interrupts_left_to_child
 
 TrainStage = Callable[[Plan, RunDir], dict]
 #: `evaluate(plan, run, when)`, `when` "before" (the step-0 model) or "after" (the export).
@@ -82,7 +83,15 @@ def _train_in_child(plan: Plan, run: RunDir) -> dict:
     plan_file = run.root / ".train-plan.json"
     plan.save(plan_file)
     # The child chooses the plan's backend itself (flanctl.runtime.setup_process).
-    proc = subprocess.run([sys.executable, "-m", "flanctl.apply.worker", str(plan_file), str(run.root)])
+    # Ctrl-C reaches the child too; it stops at a step boundary itself and exits 130.
+    with interrupts_left_to_child():
+        proc = subprocess.run([sys.executable, "-m", "flanctl.apply.worker", str(plan_file), str(run.root)])
+    if proc.returncode == EXIT_INTERRUPTED:
+        state = run.read_state()
+        raise Interrupted(
+            f"interrupted at step {state.get('step', 0)} of {plan.spec.train.steps}; checkpoint {state.get('checkpoint')} kept; "
+            "run the same `flanctl apply` again to resume"
+        )
     if proc.returncode != 0:
         raise FlanctlError(f"training in a {plan.backend} child process failed (exit {proc.returncode}); see its output above")
     return run.read_state().get("train_metrics", {})

@@ -19,6 +19,7 @@ class SourceDefault:
     path: str
     split: str = "train"
     columns: dict[str, str] = field(default_factory=dict)
+    format: str = "auto"  # "flan": rows already rendered (the submix dumps); "auto": decided by the columns
 
 
 @dataclass(frozen=True)
@@ -40,36 +41,37 @@ class FlanCollection:
 _NON_COT_MIX = {"zero_shot_opts": 0.25, "zero_shot_noopts": 0.25, "few_shot_opts": 0.25, "few_shot_noopts": 0.25, "cot": 0.0}
 _COT_MIX = {"zero_shot_opts": 0.0, "zero_shot_noopts": 0.0, "few_shot_opts": 0.0, "few_shot_noopts": 0.0, "cot": 1.0}
 _DIALOG_MIX = {"zero_shot_opts": 0.0, "zero_shot_noopts": 0.5, "few_shot_opts": 0.0, "few_shot_noopts": 0.5, "cot": 0.0}
-# The public Flan 2022 submix dumps: one row per rendered example, task name per row.
-_SUBMIX_COLUMNS = {"inputs": "inputs", "targets": "targets", "task": "task_name"}
+# The public Flan 2022 submix dumps: one row per rendered example, task name and template type per row.
+_SUBMIX_COLUMNS = {"inputs": "inputs", "targets": "targets", "task": "task_name", "template_type": "template_type"}
 
 #: name -> FlanCollection, in the paper's order.
 COLLECTIONS: dict[str, FlanCollection] = {
     "muffin": FlanCollection(
         "muffin", "Multi-task finetuning with instructions: Flan 2021 plus dialog and program synthesis",
         80, 69, 27, 30_000, 52.0, 46.0, _NON_COT_MIX,
-        SourceDefault("hf", "conceptofmind/flan2021_submix_original", columns=_SUBMIX_COLUMNS),
+        SourceDefault("hf", "conceptofmind/flan2021_submix_original", columns=_SUBMIX_COLUMNS, format="flan"),
     ),
     "t0_sf": FlanCollection(
         "t0_sf", "T0-SF: tasks from T0 that do not overlap with Muffin",
         193, 55, 38, 20_000, 15.0, 27.9, _NON_COT_MIX,
-        SourceDefault("hf", "conceptofmind/t0_submix_original", columns=_SUBMIX_COLUMNS),
+        SourceDefault("hf", "conceptofmind/t0_submix_original", columns=_SUBMIX_COLUMNS, format="flan"),
     ),
     "cot": FlanCollection(
         "cot", "Chain-of-thought: nine datasets with human-written rationales",
         9, 9, 1, 100_000, 3.0, 1.8, _COT_MIX,
-        SourceDefault("hf", "conceptofmind/cot_submix_original", columns=_SUBMIX_COLUMNS),
+        SourceDefault("hf", "conceptofmind/cot_submix_original", columns=_SUBMIX_COLUMNS, format="flan"),
     ),
     "niv2": FlanCollection(
         "niv2", "Natural Instructions v2 (Super-NaturalInstructions)",
         1_554, 372, 108, 5_000, 30.0, 24.2, _NON_COT_MIX,
-        SourceDefault("hf", "conceptofmind/niv2_submix_original", columns=_SUBMIX_COLUMNS),
+        SourceDefault("hf", "conceptofmind/niv2_submix_original", columns=_SUBMIX_COLUMNS, format="flan"),
     ),
-    # Part of the later Flan 2022 Collection release, not of the paper's finetuning mixture.
+    # Part of the later Flan 2022 Collection release, not of the paper's finetuning mixture;
+    # that release caps dialog tasks at 200,000 examples each.
     "dialog": FlanCollection(
         "dialog", "Dialog tasks of the Flan 2022 Collection (not in the paper's mixture)",
-        None, None, None, None, None, None, _DIALOG_MIX,
-        SourceDefault("hf", "conceptofmind/dialog_submix_original", columns=_SUBMIX_COLUMNS),
+        None, None, None, 200_000, None, None, _DIALOG_MIX,
+        SourceDefault("hf", "conceptofmind/dialog_submix_original", columns=_SUBMIX_COLUMNS, format="flan"),
     ),
     # Procedural tasks shipped with flanctl (see catalog/builtin.py): offline, for tests.
     "builtin": FlanCollection(
@@ -90,6 +92,16 @@ PROPORTIONS: dict[str, dict[str, float]] = {
     "A": {name: COLLECTIONS[name].proportion_a for name in FLAN_MIXTURE},
     "B": {name: COLLECTIONS[name].proportion_b for name in FLAN_MIXTURE},
 }
+
+
+#: NIV2 tasks built from MMLU (Super-NaturalInstructions task664..task737, spelled
+#: "mmmlu_answer_generation_<subject>"): the paper removed them so that MMLU stays held out.
+MMLU_DERIVED_EXAMPLES = ("task664_mmmlu_answer_generation_abstract_algebra", "task737_mmmlu_answer_generation_world_religions")
+
+
+def is_mmlu_derived(task_name: str) -> bool:
+    """True for an NIV2 task made from MMLU (matches 'mmmlu' and a plain 'mmlu' alike)."""
+    return "mmlu" in task_name.lower()
 
 
 def builtin_task_count() -> int:

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from flanctl.catalog.builtin import BUILTIN_TRAIN_TASKS
-from flanctl.catalog.collections import COLLECTIONS
+from flanctl.catalog.collections import COLLECTIONS, is_mmlu_derived
 from flanctl.data import builtin_tasks
 from flanctl.data.examples import Example
 from flanctl.errors import FlanctlError
@@ -38,6 +40,7 @@ class TaskPlan:
     templates: str | None
     source_fingerprint: str
     load: Callable[[], list[Example]] = field(repr=False, default=lambda: [])
+    flan: object | None = field(repr=False, default=None)  # FlanTaskRef: pre-rendered rows, used as they are
 
 
 @dataclass
@@ -81,7 +84,84 @@ def _subsample(examples: list[Example], size: int, seed: int, name: str) -> list
 
 def _is_mmlu_task(name: str) -> bool:
     # NIV2 has tasks built from MMLU; the paper removed them so MMLU stays held out.
-    return "mmlu" in name.lower()
+    return is_mmlu_derived(name)
+
+
+def cache_root(mixture_spec, base_dir: Path) -> Path:
+    """The data cache folder: mixture.cache_dir (relative to the spec) or .flanctl/cache."""
+    d = Path(mixture_spec.cache_dir) if mixture_spec.cache_dir else Path(".flanctl") / "cache"
+    return d if d.is_absolute() else Path(base_dir) / d
+
+
+def _effective_source(coll, catalog):
+    """The collection's source with the catalog's column mapping under the spec's own (local copies too)."""
+    from flanctl.spec.models import Source
+
+    source = coll.source
+    if source is None and catalog is not None and catalog.source is not None and not coll.user_tasks:
+        return Source(kind=catalog.source.kind, path=catalog.source.path, split=catalog.source.split,
+                      columns=dict(catalog.source.columns), format=catalog.source.format)
+    if source is not None and catalog is not None and catalog.source is not None and source.kind != "builtin":
+        merged = {**catalog.source.columns, **source.columns}
+        if merged != dict(source.columns):
+            source = source.model_copy(update={"columns": merged})
+    return source
+
+
+def _type_weights(formats: dict[str, float]) -> tuple[np.ndarray, str | None]:
+    """Weights of the four template types (then 'other') from the template mix."""
+    from flanctl.data.flan_source import TEMPLATE_TYPES, TYPE_FORMAT
+
+    w = np.asarray([formats.get(TYPE_FORMAT[t], 0.0) for t in TEMPLATE_TYPES] + [0.0], dtype=np.float64)
+    if w[:4].sum() <= 0:  # a CoT-only mix: pre-rendered CoT rows carry the four types themselves
+        return np.ones(5), "pre-rendered rows are taken whatever their template type (the mix gives weight only to cot)"
+    w[4] = w[:4][w[:4] > 0].mean()
+    return w, None
+
+
+def _flan_tasks(coll, source, catalog, formats, coll_cap, wanted, excluded, base_dir, cache_dir, seed, notes, allow_network):
+    """TaskPlans of a Flan-format source (None when the source is not in that format)."""
+    from flanctl.data.flan_tokens import FlanTaskRef, task_examples
+    from flanctl.data.sources import open_flan
+
+    fsrc = open_flan(source, base_dir, cache_dir, allow_network=allow_network, cap=coll_cap,
+                     tasks=sorted(wanted) if wanted is not None else None, exclude=tuple(sorted(excluded)))
+    if fsrc is None:
+        return None
+    from flanctl.data.flan_source import flan_index
+
+    index = flan_index(fsrc, cache_dir, coll.name)
+    if not index.has_task_column and fsrc.num_rows >= 1000:
+        notes.append(f"collection {coll.name}: {fsrc.num_rows:,} rows and no task column ('{source.columns.get('task', 'task_name')}'): "
+                     f"all of them are one task '{coll.name}', capped at {coll_cap or 'no cap'}; map the task column with "
+                     "source.columns.task")
+    weights, why = _type_weights(formats)
+    if why:
+        notes.append(f"collection {coll.name}: {why}")
+    counts = index.counts()
+    group = f"{coll.name}:{fsrc.fingerprint}"
+    tasks = []
+    dropped = 0
+    for code in sorted(range(len(index.names)), key=lambda c: index.names[c]):
+        name = index.names[code]
+        if (wanted is not None and name not in wanted) or name in excluded:
+            continue
+        if coll.name == "niv2" and _is_mmlu_task(name):
+            continue
+        avail = np.where(weights > 0, counts[code], 0)
+        usable = int(avail.sum())
+        if usable == 0:
+            dropped += int(counts[code].sum() > 0)
+            continue
+        size = min(usable, coll_cap) if coll_cap else usable
+        from flanctl.data.flan_source import water_fill
+
+        ref = FlanTaskRef(index, code, water_fill(avail, weights, size), group)
+        tasks.append(TaskPlan(name, coll.name, source.kind, usable, size, coll_cap, 0.0, formats, None,
+                              f"{fsrc.fingerprint}:{name}", load=(lambda ref=ref: task_examples(ref, seed)), flan=ref))
+    if dropped:
+        notes.append(f"collection {coll.name}: {dropped} task(s) have no rows of the template types the mix asks for")
+    return tasks
 
 
 def realize(spec, base_dir: str | Path, allow_network: bool = True) -> RealizedMixture:
@@ -118,11 +198,7 @@ def realize(spec, base_dir: str | Path, allow_network: bool = True) -> RealizedM
         coll_cap = coll.cap or (catalog.cap if catalog is not None and catalog.cap else None)
         formats = _format_mix(coll, catalog)
         coll_tasks: list[TaskPlan] = []
-        source = coll.source
-        if source is None and catalog is not None and catalog.source is not None and not coll.user_tasks:
-            from flanctl.spec.models import Source
-
-            source = Source(kind=catalog.source.kind, path=catalog.source.path, split=catalog.source.split, columns=dict(catalog.source.columns))
+        source = _effective_source(coll, catalog)
         wanted = set(coll.tasks) if coll.tasks is not None else None
         excluded = set(coll.exclude_tasks)
         if source is not None and source.kind == "builtin":
@@ -138,6 +214,9 @@ def realize(spec, base_dir: str | Path, allow_network: bool = True) -> RealizedM
                 coll_tasks.append(TaskPlan(n, coll.name, "builtin", None, size, coll_cap, 0.0, formats, None,
                                            f"builtin:{n}:v{builtin_tasks.GENERATOR_VERSION}",
                                            load=(lambda n=n, size=size: builtin_tasks.generate(n, "train", size, seed))))
+        elif source is not None and (flan := _flan_tasks(coll, source, catalog, formats, coll_cap, wanted, excluded, base_dir,
+                                                         cache_root(mix, base_dir), seed, notes, allow_network)) is not None:
+            coll_tasks.extend(flan)
         elif source is not None:
             if source.kind == "hf" and not allow_network:
                 raise LookupError(source.path)

@@ -17,7 +17,7 @@ from pathlib import Path
 from flanctl.data.examples import Example
 from flanctl.errors import FlanctlError
 
-FIELDS = ("inputs", "targets", "options", "rationale", "answer", "task")
+FIELDS = ("inputs", "targets", "options", "rationale", "answer", "task", "template_type")
 _BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
@@ -153,3 +153,46 @@ def load_source(source, base_dir: Path, default_task: str) -> LoadedSource:
         raise FlanctlError(f"source kind '{source.kind}' is not read by load_source (built-in tasks are generated)")
     examples = dataset_to_examples(ds, dict(source.columns), default_task, f"source {source.path}")
     return LoadedSource(examples, f"{desc}:{fp}:{json.dumps(dict(source.columns), sort_keys=True)}", desc)
+
+
+def open_flan(source, base_dir: Path, cache_dir: Path, allow_network: bool = True, cap: int | None = None,
+              tasks: list[str] | None = None, exclude: tuple[str, ...] = ()):
+    """The source as pre-rendered Flan rows (`flanctl.data.flan_source.FlanSource`), or None when
+    it is not in that format (`format: raw`, or `auto` without a template-type column).
+
+    Detection reads only a file header (local) or the loaded dataset's column names (hub). A
+    streamed hub source (`streaming: true`) keeps at most `cap` rows per task and template type
+    (of `tasks` when given, minus `exclude`) in one Arrow file of the cache, once."""
+    from flanctl.data.flan_source import FLAN_COLUMNS, local_files, open_flan_source, schema_names
+
+    if source.kind not in ("local", "hf") or source.format == "raw":
+        return None
+    mapping = {**FLAN_COLUMNS, **{k: v for k, v in source.columns.items() if k in FLAN_COLUMNS}}
+    if source.kind == "hf" and source.streaming:
+        from flanctl.data.flan_stream import streamed_source
+
+        return streamed_source(source, mapping, Path(cache_dir), allow_network, cap, tasks, exclude)
+    if source.kind == "local":
+        root = resolve_local(source.path, base_dir)
+        files = local_files(root, source.split) if root.exists() else []
+        if not files:
+            return None  # the raw reader says what is wrong with the path
+        names = schema_names(files[0])
+        fp, desc = None, f"local:{source.path}"
+    else:
+        if not allow_network:
+            raise LookupError(source.path)
+        ds, fp = _load_hub(source)
+        names = list(ds.column_names)
+        files = [Path(f["filename"]) for f in ds.cache_files]
+        desc = f"hf:{source.path}"
+        if not files:
+            return None  # an in-memory dataset: read as raw rows
+    if source.format != "flan" and mapping["template_type"] not in names:
+        return None
+    for required in ("inputs", "targets"):
+        if mapping[required] not in names:
+            raise FlanctlError(f"source {source.path}: no column '{mapping[required]}' for {required} (columns: "
+                               f"{', '.join(sorted(names))}); map it with columns: {{{required}: COLUMN}}")
+    columns = {k: v for k, v in mapping.items() if v in names}
+    return open_flan_source(files, columns, Path(cache_dir), desc, fingerprint=fp)

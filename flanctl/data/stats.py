@@ -20,19 +20,69 @@ def tokenizer_for_spec(spec, base_dir):
     texts = None
     if tok.kind == "sentencepiece" and tok.path:
         model_file = Path(tok.path) if Path(tok.path).is_absolute() else Path(base_dir) / tok.path
-        if not model_file.exists():
-            texts = mixture_texts(spec, base_dir)
+        if not model_file.exists() and _wait_or_claim(model_file):
+            try:
+                texts = mixture_texts(spec, base_dir)
+                return get_tokenizer(tok, base_dir, mixture_texts=texts, backend=spec.distribution.backend)
+            finally:
+                model_file.with_name(model_file.name + ".lock").unlink(missing_ok=True)
     if tok.kind == "preset" and not tok.path:
         tok = tok.model_copy(update={"path": spec.model.preset or spec.model.checkpoint})
     return get_tokenizer(tok, base_dir, mixture_texts=texts, backend=spec.distribution.backend)
 
 
-def mixture_texts(spec, base_dir, per_task: int = 2000) -> list[str]:
-    """Raw text of the mixture (inputs, targets, rationales), for training a tokenizer."""
+def _wait_or_claim(model_file: Path, timeout_s: float = 3600.0) -> bool:
+    """True when this process should train the missing SentencePiece model; False once another
+    process (another host on a shared folder) has written it. One trains, the others wait."""
+    import os
+    import sys
+    import time
+
+    lock = model_file.with_name(model_file.name + ".lock")
+    model_file.parent.mkdir(parents=True, exist_ok=True)
+    told = False
+    deadline = time.time() + timeout_s
+    while not model_file.exists():
+        try:
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return True
+        except FileExistsError:
+            if time.time() > deadline or time.time() - lock.stat().st_mtime > timeout_s:
+                lock.unlink(missing_ok=True)  # a stale lock: its trainer died
+                continue
+        if not told:
+            print(f"flanctl: waiting for another process to train {model_file} (lock {lock})", file=sys.stderr)
+            told = True
+        time.sleep(0.5)
+    return False
+
+
+def mixture_texts(spec, base_dir, per_task: int = 2000, max_texts: int = 400_000) -> list[str]:
+    """Raw text of the mixture (inputs, targets, rationales), for training a tokenizer.
+
+    Pre-rendered Flan tasks give a seeded sample of their kept rows, read once per source (at
+    most `max_texts` texts over all tasks), never the whole collection."""
+    from flanctl.data.flan_source import select_rows
+    from flanctl.data.flan_tokens import _limit_alloc, read_rows
     from flanctl.data.mixture import realize
 
     texts = []
-    for task in realize(spec, Path(base_dir)).tasks:
+    tasks = realize(spec, Path(base_dir)).tasks
+    flan = [t for t in tasks if t.flan is not None]
+    if flan:
+        per = max(1, min(per_task, max_texts // (2 * len(flan))))
+        groups: dict[str, list] = {}
+        for t in flan:
+            groups.setdefault(t.flan.group, []).append(t.flan)
+        for refs in groups.values():
+            index = refs[0].index
+            rows = select_rows(index, {r.code: _limit_alloc(r.alloc, per) for r in refs}, spec.mixture.seed)
+            table = read_rows(index.source, rows, ("inputs", "targets"))
+            for col in ("inputs", "targets"):
+                texts.extend(t for t in table.column(col).to_pylist() if t)
+    for task in tasks:
+        if task.flan is not None:
+            continue
         for ex in task.load()[:per_task]:
             texts.extend(t for t in (ex.inputs, ex.targets, ex.rationale) if t)
     return texts
@@ -147,8 +197,9 @@ def preview_examples(spec, base_dir, n: int = 5, task: str | None = None, tokeni
         el = ds[i]
         tt = tokenized[el["task"]]
         inp, tgt = el["inputs"], el["targets"]
+        fmt = tt.format_name(el["index"])
         out.append({
-            "task": tt.name, "index": el["index"], "format": FORMATS[int(tt.formats[el["index"]])],
+            "task": tt.name, "index": el["index"], "format": fmt if fmt in FORMATS else f"{fmt} (pre-rendered)",
             "inputs": tokenizer.decode(inp.tolist()), "targets": tokenizer.decode(tgt.tolist()),
             "input_tokens": int(len(inp)), "target_tokens": int(len(tgt)),
         })

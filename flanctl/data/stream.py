@@ -327,7 +327,8 @@ def build_train_stream(spec, base_dir, tokenizer, process_index: int = 0, proces
     from flanctl.data.tokenized import tokenize_tasks
 
     mixture = realize(spec, Path(base_dir))
-    tokenized = tokenize_tasks(mixture, tokenizer, spec.mixture, Path(base_dir))
+    # pre-rendered Flan sources: each process builds its share of the shards (a shared cache folder), then reads them all
+    tokenized = tokenize_tasks(mixture, tokenizer, spec.mixture, Path(base_dir), process_index=process_index, process_count=process_count)
     fp = hashlib.sha256("|".join(f"{t.name}:{t.rate:.12g}:{len(tt)}:{tt.tokens}" for t, tt in zip(mixture.tasks, tokenized)).encode())
     fp.update(f"{tokenizer.fingerprint}:{spec.mixture.seed}:{spec.mixture.inputs_length}:{spec.mixture.targets_length}".encode())
     return build_stream_from_tokenized(tokenized, [t.rate for t in mixture.tasks], spec, tokenizer,

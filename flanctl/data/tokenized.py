@@ -50,6 +50,9 @@ class TokenizedTask:
     def tokens(self) -> int:
         return int(len(self.inputs) + len(self.targets))
 
+    def format_name(self, i: int) -> str:
+        return FORMATS[int(self.formats[i])]
+
 
 def cache_key(task, templates_fp: str, tokenizer_fp: str, mixture_spec) -> str:
     fs = mixture_spec.few_shot
@@ -132,12 +135,30 @@ def load_shard(name: str, path: Path) -> TokenizedTask | None:
         return None
 
 
-def tokenize_tasks(mixture, tokenizer, mixture_spec, base_dir: Path, use_cache: bool = True) -> list[TokenizedTask]:
-    """Every task of the realized mixture, tokenized: from the cache when there, else built and cached."""
-    cache_dir = Path(mixture_spec.cache_dir) if mixture_spec.cache_dir else Path(".flanctl") / "cache"
-    cache_dir = cache_dir if cache_dir.is_absolute() else Path(base_dir) / cache_dir
-    out = []
-    for task in mixture.tasks:
+def tokenize_tasks(mixture, tokenizer, mixture_spec, base_dir: Path, use_cache: bool = True,
+                   process_index: int = 0, process_count: int = 1, workers: int | None = None) -> list:
+    """Every task of the realized mixture, tokenized: from the cache when there, else built and cached.
+
+    Pre-rendered Flan tasks are tokenized per source into shared, memory-mapped shards (by every
+    core, and with `process_count` > 1 by every process, see `flanctl.data.flan_tokens`); raw
+    tasks are templated and tokenized one task per shard, as before."""
+    from flanctl.data.flan_tokens import tokenize_flan_group
+    from flanctl.data.mixture import cache_root
+
+    cache_dir = cache_root(mixture_spec, base_dir)
+    out: list = [None] * len(mixture.tasks)
+    groups: dict[str, list[int]] = {}
+    for i, task in enumerate(mixture.tasks):
+        if task.flan is not None:
+            groups.setdefault(task.flan.group, []).append(i)
+    for members in groups.values():
+        built = tokenize_flan_group([mixture.tasks[i].flan for i in members], [mixture.tasks[i].name for i in members],
+                                    tokenizer, mixture_spec, cache_dir, process_index, process_count, workers)
+        for i, tt in zip(members, built):
+            out[i] = tt
+    for pos, task in enumerate(mixture.tasks):
+        if task.flan is not None:
+            continue
         templates = load_templates(_resolve(task.templates, base_dir))
         key = cache_key(task, templates.fingerprint, tokenizer.fingerprint, mixture_spec)
         path = cache_dir / "tokenized" / f"{_slug(task.name)}-{key}.npz"
@@ -146,7 +167,7 @@ def tokenize_tasks(mixture, tokenizer, mixture_spec, base_dir: Path, use_cache: 
             tt = render_task(task, task.load(), templates, tokenizer, mixture_spec)
             if use_cache:
                 save_shard(tt, path)
-        out.append(tt)
+        out[pos] = tt
     return out
 
 

@@ -1,7 +1,7 @@
 """Which model an eval talks to: a run's exported preset, a checkpoint dir, a preset, the
 step-0 model `apply` is about to finetune, or a model in memory during training.
 
-Each source ends as the models room's `KerasPredictor` (the evals' `Predictor`). The process's
+Each source ends as its model family's generation engine (the evals' `Predictor`). The process's
 Keras backend is chosen by `flanctl.runtime.setup_process` before Keras is imported: the
 run's plan's backend for a run, else $KERAS_BACKEND or jax.
 """
@@ -44,15 +44,18 @@ def plan_tokenizer(plan: Plan):
     return tokenizer_for_spec(plan.spec, plan.base_dir)
 
 
-def _predictor(model, tokenizer, family: str, batch_size: int):
-    from flanctl.models import KerasPredictor
+def _plan_family(plan: Plan):
+    from flanctl.models import get_family
 
-    return KerasPredictor(model, tokenizer, family, batch_size=batch_size)
+    return get_family(plan.model.family, plan.model.encoder_decoder)
 
 
 def load_predictor(plan: Plan | None = None, run_dir: Path | None = None, checkpoint: str | None = None,
                    preset: str | None = None, batch_size: int = 16):
-    """(predictor, description) for a run's export (with its plan), a checkpoint or a preset."""
+    """(predictor, description) for a run's export (with its plan), a checkpoint or a preset.
+
+    The family is the plan's; without a plan, the one recorded in the folder (flanctl.json),
+    else the loaded model's class."""
     if run_dir is not None:
         source: str | Path = Path(run_dir) / "export"
         if not Path(source).is_dir():
@@ -66,13 +69,16 @@ def load_predictor(plan: Plan | None = None, run_dir: Path | None = None, checkp
     else:
         raise FlanctlError("no model to evaluate: pass --run, --checkpoint, --preset or --predictions (no last applied run in this directory)")
     setup_process(plan.backend if plan is not None else None)
-    from flanctl.models import load_model, model_family
+    if plan is not None:
+        family = _plan_family(plan)
+        model, tokenizer = family.load(str(source))
+        tokenizer = tokenizer or plan_tokenizer(plan)
+    else:
+        from flanctl.models import family_of_model, load_model
 
-    model, tokenizer = load_model(str(source))
-    if tokenizer is None and plan is not None:
-        tokenizer = plan_tokenizer(plan)
-    family = plan.model.family if plan is not None else model_family(model)
-    return _predictor(model, tokenizer, family, batch_size), str(source)
+        model, tokenizer = load_model(str(source))
+        family = family_of_model(model, source if isinstance(source, Path) else None)
+    return family.engine(model, tokenizer, batch_size=batch_size), str(source)
 
 
 def initial_predictor(plan: Plan):
@@ -82,17 +88,17 @@ def initial_predictor(plan: Plan):
     setup_process(plan.backend)
     import keras
 
-    from flanctl.models import build_model, load_model
-
+    family = _plan_family(plan)
     tokenizer = None
     if plan.model.weights:
-        model, tokenizer = load_model(plan.model.weights)
+        model, tokenizer = family.load(plan.model.weights)
     else:
         keras.utils.set_random_seed(plan.spec.train.seed)
-        model = build_model(plan.model.architecture, plan.model.family, dropout=0.0)
-    return _predictor(model, tokenizer or plan_tokenizer(plan), plan.model.family, plan.spec.eval.batch_size)
+        model = family.build(plan.model.architecture, dropout=0.0)
+    return family.engine(model, tokenizer or plan_tokenizer(plan), batch_size=plan.spec.eval.batch_size)
 
 
 def model_predictor(plan: Plan, model, tokenizer=None):
-    """A predictor over a model in memory (the periodic evals of `train.eval_every`)."""
-    return _predictor(model, tokenizer or plan_tokenizer(plan), plan.model.family, plan.spec.eval.batch_size)
+    """A predictor over a model in memory (the periodic evals of `train.eval_every`); the
+    family's engine unwraps a training adapter to its task."""
+    return _plan_family(plan).engine(model, tokenizer or plan_tokenizer(plan), batch_size=plan.spec.eval.batch_size)

@@ -37,8 +37,22 @@ def _source(coll: Any, catalog: Any) -> dict[str, Any] | None:
         return coll.source.model_dump()
     if catalog is not None and catalog.source is not None:
         s = catalog.source
-        return {"kind": s.kind, "path": s.path, "split": s.split, "columns": dict(s.columns)}
+        return {"kind": s.kind, "path": s.path, "split": s.split, "columns": dict(s.columns), "format": s.format, "streaming": False}
     return None
+
+
+def _download_note(coll: Any, source: dict[str, Any] | None, cap: int | None, notes: list[str]) -> None:
+    """What reading a hub source will download (the plan never touches the network itself)."""
+    if not source or source.get("kind") != "hf":
+        return
+    where = f"mixture.collections[{coll.name}]: hub dataset {source['path']} (split {source.get('split', 'train')})"
+    if source.get("streaming"):
+        stop = (f"stops once the {len(coll.tasks)} listed task(s) each have their cap" if coll.tasks is not None
+                else "reads the whole split once (list `tasks:` to stop early)")
+        notes.append(f"{where} is streamed: rows are kept up to the cap ({cap or 'none'}) per task and template type and "
+                     f"written to the cache; the stream {stop}")
+    else:
+        notes.append(f"{where} is downloaded whole by apply/data stats (set source.streaming: true to keep only what the caps need)")
 
 
 def mixture_section(spec: Any, packed: bool, notes: list[str]) -> dict[str, Any]:
@@ -63,6 +77,7 @@ def mixture_section(spec: Any, packed: bool, notes: list[str]) -> dict[str, Any]
         }
         cap = coll.cap if coll.cap is not None else (catalog.cap if catalog else None)
         tasks = _task_count(coll, catalog_tasks)
+        _download_note(coll, _source(coll, catalog), cap, notes)
         collections.append(
             {
                 "name": coll.name,

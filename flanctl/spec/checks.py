@@ -158,6 +158,18 @@ def _check_builtin_tasks(c: Any, here: tuple[Any, ...], r: _Reporter) -> None:
             return
 
 
+def _check_source(source: Any, here: tuple[Any, ...], r: _Reporter) -> None:
+    """Source options that only make sense for some kinds of source."""
+    if source is None:
+        return
+    if source.streaming and source.kind != "hf":
+        r.error(f"source.streaming reads a Hugging Face hub dataset as it downloads; a {source.kind} source is read "
+                "from disk already: remove streaming or use kind: hf", here + ("streaming",), here)
+    if source.format == "flan" and source.kind == "builtin":
+        r.error("source.format flan is for pre-rendered Flan rows (hub, save_to_disk, Parquet or JSONL); built-in tasks "
+                "are generated raw: remove format", here + ("format",), here)
+
+
 def _check_mixture(spec: Spec, r: _Reporter) -> None:
     mix = spec.mixture
     fs = mix.few_shot
@@ -183,6 +195,9 @@ def _check_mixture(spec: Spec, r: _Reporter) -> None:
                         here + ("user_tasks", j, "name"), here)
             task_names.setdefault(task.name, j)
         _check_builtin_tasks(c, here, r)
+        _check_source(c.source, here + ("source",), r)
+        for j, task in enumerate(c.user_tasks):
+            _check_source(task.source, here + ("user_tasks", j, "source"), r)
         if c.templates is not None and sum(c.templates.model_dump().values()) <= 0:
             r.error(f"collection '{c.name}': the template mix is all zero; give at least one format a share",
                     here + ("templates",), here)

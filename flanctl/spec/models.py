@@ -73,8 +73,10 @@ class Source(Strict):
     path: str = Field(..., description="Hub id, local path (relative to the spec file), or built-in generator name.")
     config: str | None = Field(None, description="Dataset configuration name (hf).")
     split: str = Field("train", description="Split to read.")
-    columns: dict[str, str] = Field(default_factory=dict, description="Column mapping from our fields (inputs, targets, options, rationale, task) to the source's column names.")
+    columns: dict[str, str] = Field(default_factory=dict, description="Column mapping from our fields (inputs, targets, options, rationale, answer, task, template_type) to the source's column names; a Flan collection's catalog mapping (task: task_name, template_type: template_type) applies to local copies too.")
     revision: str | None = Field(None, description="Hub revision to pin (hf).")
+    streaming: bool = Field(False, description="hf only: stream the dataset instead of downloading it whole; rows are kept while their task (and template type) is under the cap and written to the cache once, so only what the caps need is kept, and when `tasks:` lists the tasks reading stops as soon as they are all full.")
+    format: Literal["auto", "raw", "flan"] = Field("auto", description="flan: rows already rendered in the Flan 2022 submix format (inputs, targets, task_name, template_type zs_opt/zs_noopt/fs_opt/fs_noopt), used as they are: template_type selects rows to reach the template mix, no second template or few-shot; raw: (inputs, targets) pairs templated by flanctl; auto: flan when the source has a template_type column.")
 
 
 class TemplateMix(Strict):

@@ -12,7 +12,7 @@ the micro-batch gradients is exactly the gradient of the whole batch at once.
 
 from __future__ import annotations
 
-
+import contextlib
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -23,6 +23,7 @@ import numpy as np
 from flanctl.backends import Placement, get_backend
 from flanctl.errors import FlanctlError
 from flanctl.plan import Plan
+from flanctl.runs.interrupts import Interrupted, StopRequest, graceful_interrupts
 from flanctl.train.checkpoints import restore_checkpoint, save_checkpoint
 from flanctl.train.metrics_log import MetricsLog
 from flanctl.train.optimizers import build_optimizer
@@ -72,17 +73,22 @@ def micro_batches(batch: dict, accum: int) -> list[dict]:
     return [{k: v[i * size : (i + 1) * size] for k, v in batch.items()} for i in range(accum)]
 
 
-def _default_model(plan: Plan) -> keras.Model:
-    """The model to finetune: fresh from the architecture, or loaded from the plan's
-    checkpoint / preset (an absolute folder or a keras-hub handle, resolved by the plan)."""
-    from flanctl.models import build_model, load_model
-    from flanctl.models.preset_adapter import trainable_preset
+def model_family(plan: Plan):
+    """The plan's model family (flanctl.models.families), by its family name and kind."""
+    from flanctl.models import get_family
 
-    m = plan.model
-    if m.weights:
-        model, _tokenizer = load_model(m.weights)
-        return trainable_preset(model) if m.family == "preset" else model
-    return build_model(m.architecture, m.family, dropout=plan.spec.train.dropout)
+    return get_family(plan.model.family, plan.model.encoder_decoder)
+
+
+def _default_model(plan: Plan) -> keras.Model:
+    """The model to finetune, as the trainer fits it: the family's model loaded from the plan's
+    checkpoint / preset (an absolute folder or a keras-hub handle, resolved by the plan), or
+    built fresh from the architecture."""
+    family = model_family(plan)
+    if plan.model.weights:
+        model, _tokenizer = family.load(plan.model.weights)
+        return family.trainable(model)
+    return family.build(plan.model.architecture, dropout=plan.spec.train.dropout)
 
 
 def plan_tokenizer(plan: Plan):
@@ -147,9 +153,7 @@ class Trainer:
     # ------------------------------------------------------------------ pieces
     def _layout_rules(self):
         """The family's sharding rules (the backend asks only for a model axis above 1)."""
-        from flanctl.models.layouts import layout_rules
-
-        return layout_rules(self.plan.model.family)
+        return model_family(self.plan).layout_rules()
 
     def _apply_remat(self) -> None:
         """Recompute each transformer block's activations in the backward pass (train.remat)."""
@@ -254,8 +258,11 @@ class Trainer:
         window_start, window_tokens = time.perf_counter(), 0
         started = time.time()
         progress = training_progress(self.console if chief else None)
+        # Ctrl-C: stop at the next step boundary with a checkpoint (one process only: the
+        # processes of a multi-host run would have to agree on the step first).
+        stopping = graceful_interrupts() if self.placement.process_count == 1 else contextlib.nullcontext(StopRequest())
         try:
-            with progress if chief else _Quiet():
+            with stopping as stop, progress if chief else _Quiet():
                 task = progress.add_task("train", total=total, completed=step, loss=float("nan"), tps=0.0, mfu=0.0)
                 while step < total:
                     try:
@@ -287,6 +294,8 @@ class Trainer:
                         if scores and metrics:
                             metrics.log_evals(step, scores)
                         window_start += time.perf_counter() - t0  # nor is eval time
+                    if stop.requested and step < total:
+                        self._stop_interrupted(step, tokens, last_ckpt)
         finally:
             if metrics:
                 metrics.close()
@@ -302,11 +311,16 @@ class Trainer:
         self.placement.barrier("train-done")
         return result
 
+    def _stop_interrupted(self, step: int, tokens: int, last_ckpt: Path | None) -> None:
+        """After Ctrl-C: checkpoint this step (unless just written), record it, raise `Interrupted`."""
+        if last_ckpt is None or last_ckpt.name != f"step_{step}":
+            last_ckpt = self._save(step, tokens)
+        self.run.update_state(status="interrupted", step=step, checkpoint=str(last_ckpt))
+        raise Interrupted(f"interrupted at step {step} of {self.cfg.steps}; checkpoint {last_ckpt} written; run the same `flanctl apply` again to resume")
+
     def _export(self) -> Path | None:
         """Save the final model as a keras-hub preset directory in `export/` (tmp name, then rename)."""
         import shutil
-
-        from flanctl.models import save_preset
 
         if self.placement.process_count > 1:
             # Sharded weights are not all on process 0; the orbax checkpoint has them.
@@ -316,7 +330,7 @@ class Trainer:
         tmp = final.with_name("export.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         # The tokenizer travels with the model (a SentencePiece file is copied into the preset).
-        save_preset(self.model, tmp, tokenizer=plan_tokenizer(self.plan))
+        model_family(self.plan).export(self.model, tmp, tokenizer=plan_tokenizer(self.plan))
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         return final
