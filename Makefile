@@ -11,7 +11,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q "torch==2.13.0"
-	$(BIN)/pip install -q -e ".[torch,dev]"
+	$(BIN)/pip install -q -e ".[torch,dev,hf]"
 	touch $(STAMP)
 
 install: $(STAMP)

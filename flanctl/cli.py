@@ -129,7 +129,7 @@ def schema_cmd(out: Optional[str] = typer.Option(None, "--out", help="Write the 
         print(text, end="")
         return
     try:
-        Path(out).write_text(text)
+        Path(out).write_text(text)  # in place: never replaces what is there (a device stays one)
     except OSError as exc:
         raise FlanctlError(f"cannot write the schema to {out}: {exc.strerror or exc}") from None
     print(f"wrote {out}")
@@ -265,6 +265,33 @@ def eval_cmd(
     render_results(result, console)
     for path in written:
         console.print(f"wrote {path}")
+
+
+@app.command("export")
+def export_cmd(
+    run: Optional[str] = typer.Argument(None, help="Run name or directory (default: the last applied run here)."),
+    fmt: str = typer.Option("hf", "--format", help="hf (a transformers folder) or keras-hub (a keras-hub preset folder)."),
+    out: Optional[str] = typer.Option(None, "--out", help="Folder to write (default: <run>/export_<format>)."),
+) -> None:
+    """Export a finished run's model for other tools: Hugging Face transformers or keras-hub."""
+    from pathlib import Path
+
+    from flanctl.evals.model_source import resolve_run, run_plan
+    from flanctl.runtime import setup_process
+
+    run_dir = resolve_run(run)
+    if run_dir is None:
+        raise FlanctlError("no run to export: pass a run name or directory (no last applied run in this directory)")
+    plan = run_plan(run_dir)
+    setup_process(plan.backend)
+    from flanctl.data import tokenizer_for_spec
+    from flanctl.models import get_family
+    from flanctl.models.export import export_run_model
+
+    target = Path(out) if out else run_dir / f"export_{fmt.replace('-', '_')}"
+    family = get_family(plan.model.family, plan.model.encoder_decoder)
+    path = export_run_model(family, run_dir / "export", target, fmt, lambda: tokenizer_for_spec(plan.spec, plan.base_dir))
+    print(f"wrote {path} ({fmt})")
 
 
 @data_app.command("preview")

@@ -1,4 +1,5 @@
-"""Process set-up: the one place that chooses the Keras backend and quiets framework logs.
+"""Process set-up: the one place that chooses the Keras backend and dtype policy and quiets
+framework logs.
 
 Keras fixes its backend at its first import, so every command that will load an ML framework
 calls `setup_process` first (apply, eval, the training worker, data commands that tokenize
@@ -30,25 +31,29 @@ def loaded_backend() -> str | None:
     return keras.backend.backend()
 
 
-def setup_process(backend: str | None = None, distribution: Any = None) -> str:
+def setup_process(backend: str | None = None, distribution: Any = None, precision: str | None = None) -> str:
     """Choose the Keras backend (the spec's, else $KERAS_BACKEND, else jax) before Keras is
     imported, let the backend set what it needs before it starts (virtual CPU devices for a
-    CPU mesh), and import TensorFlow quietly. Returns the backend Keras will run on: once
+    CPU mesh), import TensorFlow quietly, and set the Keras dtype policy when `precision` is
+    given (e.g. the spec's `train.precision`). Returns the backend Keras will run on: once
     Keras is loaded that is the loaded one, whatever `backend` asks for.
 
     `distribution` is the spec's `distribution` section (`DistributionSpec`).
     """
-    loaded = loaded_backend()
-    if loaded is not None:
-        return loaded
-    name = backend or os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND
-    os.environ["KERAS_BACKEND"] = name
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if distribution is not None:
-        from flanctl.backends import get_backend
+    name = loaded_backend()
+    if name is None:
+        name = backend or os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND
+        os.environ["KERAS_BACKEND"] = name
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        if distribution is not None:
+            from flanctl.backends import get_backend
 
-        get_backend(name).prepare_environment(distribution.model_dump(mode="json"))
-    quiet_tensorflow_import()
+            get_backend(name).prepare_environment(distribution.model_dump(mode="json"))
+        quiet_tensorflow_import()
+    if precision is not None:
+        import keras
+
+        keras.config.set_dtype_policy(precision)
     return name
 
 

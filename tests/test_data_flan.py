@@ -289,3 +289,82 @@ def test_data_stats_and_plan_counts_agree(tmp_path):
     realized = realize_mixture(spec, tmp_path)
     assert [(t["task"], t["count"]) for t in stats["tasks"]] == [(t["name"], t["count"]) for t in realized["tasks"]]
     assert stats["examples"] == sum(min(60, 30 + 7 * i) for i in range(12))
+
+
+def test_streamed_hub_source_keeps_only_what_the_caps_need(tmp_path, monkeypatch):
+    import datasets
+
+    rows = flan_rows({"task001_qa": 200, "task002_summary": 200, "task003_nli": 200})
+    rows = [rows[i] for i in np.random.default_rng(0).permutation(len(rows))]
+    read = []
+
+    def gen():
+        for r in rows:
+            read.append(1)
+            yield r
+
+    calls = []
+
+    def fake_load(path, config=None, split=None, revision=None, streaming=False):
+        calls.append((path, streaming))
+        assert streaming, "a streamed source must never download the dataset whole"
+        return datasets.IterableDataset.from_generator(gen)
+
+    import flanctl.data.flan_stream as fst
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    monkeypatch.setattr(fst, "BATCH", 16)
+    src = {"kind": "hf", "path": "someone/flan_submix", "streaming": True}
+    spec = make_spec(tmp_path, [{"name": "niv2", "proportion": 1, "cap": 10, "source": src, "tasks": ["task001_qa", "task003_nli"]}])
+    m = realize(spec, tmp_path)
+    assert {t.name: t.size for t in m.tasks} == {"task001_qa": 10, "task003_nli": 10}
+    assert 0 < len(read) < len(rows)  # stopped once both listed tasks had 10 rows of every type
+    tts = tokenize_tasks(m, TOK, spec.mixture, tmp_path)
+    assert [len(t) for t in tts] == [10, 10] and set(tts[0].format_name(i) for i in range(10)) == set(TYPES)
+    n_calls = len(calls)
+    assert [t.size for t in realize(spec, tmp_path).tasks] == [10, 10] and len(calls) == n_calls  # from the cache after
+    assert realize_mixture(spec, tmp_path)["tasks"][0]["count"] == 10  # and plan shows it without the network
+    # no task list: the whole split is read once, only the capped rows are kept
+    read.clear()
+    spec = make_spec(tmp_path, [{"name": "niv2", "proportion": 1, "cap": 5, "source": src}])
+    assert {t.name: t.available for t in realize(spec, tmp_path).tasks} == {"task001_qa": 20, "task002_summary": 20, "task003_nli": 20}
+    assert len(read) == len(rows)
+
+
+def test_sentencepiece_is_trained_once_on_a_sample_and_shared_by_workers(tmp_path, monkeypatch):
+    import threading
+
+    import flanctl.data.flan_source as fs
+    import flanctl.data.flan_tokens as ft
+    from flanctl.data.stats import _wait_or_claim, tokenizer_for_spec
+
+    monkeypatch.setattr(fs, "UNIT_ROWS", 64)
+    monkeypatch.setattr(ft, "SHARD_ROWS", 40)
+    coll = _collection(tmp_path)
+    spec = Spec.model_validate({"model": {"family": "palm", "tokenizer": {"kind": "sentencepiece", "path": "spm.model", "vocab_size": 300}},
+                                "mixture": {"collections": coll, "inputs_length": 160, "targets_length": 16, "cache_dir": str(tmp_path / "cache")},
+                                "train": {"batch_size": 4, "steps": 10}})
+    tok = tokenizer_for_spec(spec, tmp_path)
+    assert (tmp_path / "spm.model").exists() and not (tmp_path / "spm.model.lock").exists()
+    mixture = realize(spec, tmp_path)
+    one = tokenize_tasks(mixture, tok, spec.mixture.model_copy(update={"cache_dir": str(tmp_path / "c1")}), tmp_path, workers=1)
+    two = tokenize_tasks(mixture, tok, spec.mixture.model_copy(update={"cache_dir": str(tmp_path / "c2")}), tmp_path, workers=2)
+    for x, y in zip(one, two):  # the SentencePiece model travels to worker processes by its path
+        assert x.tokens == y.tokens and all(np.array_equal(x.example(i)[0], y.example(i)[0]) for i in range(len(x)))
+    # another process holds the lock: this one waits for its model instead of training its own
+    other = tmp_path / "other.model"
+    (tmp_path / "other.model.lock").write_text("")
+    threading.Timer(0.5, lambda: other.write_bytes((tmp_path / "spm.model").read_bytes())).start()
+    assert _wait_or_claim(other) is False and other.exists()
+
+
+def test_source_options_are_checked(tmp_path):
+    from flanctl.spec import load_spec
+
+    p = tmp_path / "s.yaml"
+    p.write_text("mixture:\n  collections:\n    - name: mine\n      proportion: 1\n      source: {kind: local, path: x.parquet, streaming: true}\n")
+    with pytest.raises(Exception, match="streaming"):
+        load_spec(p)
+    p.write_text("mixture:\n  collections:\n    - name: builtin\n      proportion: 1\n      source: {kind: builtin, path: builtin, format: flan}\n")
+    with pytest.raises(Exception, match="format flan"):
+        load_spec(p)

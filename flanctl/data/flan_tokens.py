@@ -1,4 +1,4 @@
-"""Pre-rendered Flan rows -> token shards on disk, built by every core of every host, read memory-mapped.
+"""Pre-rendered Flan rows -> token shards on disk, built by every core of every host, read by position.
 
 The rows a mixture keeps from one Flan-format source (capped, selected by template type, see
 `flanctl.data.flan_source`) are cut into shards of whole read units. A shard is a folder of
@@ -8,7 +8,8 @@ and the lengths. Shards are built in worker processes (batched encoding, each te
 once); with N processes (hosts) sharing the cache folder, process p builds the shards j with
 j % N == p, then waits for the others' (an O_EXCL lock file marks a shard being built; a shard
 nobody claimed within `FLANCTL_SHARD_WAIT` seconds, e.g. when the folder is not shared, is
-built by whoever waits). Every process then reads every shard memory-mapped, so the example
+built by whoever waits). Every process then reads examples from every shard with positioned
+reads (`os.pread`; memory-mapping would count every touched page as resident), so the example
 stream is the single-process stream, and each process keeps its share of it as before.
 
 Truncation (what the paper's pipeline keeps): a few-shot row keeps its exemplars in order while
@@ -27,6 +28,7 @@ import shutil
 import socket
 import sys
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -276,20 +278,53 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+# A tokenizing worker is a fresh interpreter (`python -c`), not a multiprocessing child: those
+# re-import the parent's __main__ (re-running any unguarded script) and a fork would copy
+# framework threads. It gets the parent's sys.path, then its jobs, pickled on stdin.
+_BOOT = (
+    "import pickle, sys\n"
+    "sys.path[:0] = pickle.load(sys.stdin.buffer)\n"
+    "from flanctl.data.flan_tokens import _serve\n"
+    "_serve()\n"
+)
+
+
+def _serve() -> None:
+    import pickle
+
+    jobs = pickle.load(sys.stdin.buffer)
+    metas = [build_shard(j) for j in jobs]
+    sys.stdout.buffer.write(pickle.dumps(metas))
+
+
 def _run_jobs(jobs: list[ShardJob], workers: int) -> list[dict]:
-    """Build the claimed shards, in worker processes when there is more than one to build."""
+    """Build the claimed shards, in `workers` worker processes when there is more than one to build."""
+    import pickle
+    import subprocess
+
     if not jobs:
         return []
     try:
         if workers <= 1 or len(jobs) == 1 or not _picklable(jobs[0].tokenizer):
             return [build_shard(j) for j in jobs]
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        # forkserver: never fork a process that may hold framework threads (jax, tf)
-        method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context(method)) as pool:
-            return list(pool.map(build_shard, jobs))
+        n = min(workers, len(jobs))
+        paths = pickle.dumps([p for p in sys.path if p])
+        procs = []
+        for w in range(n):  # shards are about the same size: round-robin is balanced enough
+            proc = subprocess.Popen([sys.executable, "-c", _BOOT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
+            proc.stdin.write(paths + pickle.dumps(jobs[w::n]))  # every worker gets its jobs before any is waited on
+            proc.stdin.close()
+            proc.stdin = None  # communicate() must not flush it again
+            procs.append(proc)
+        metas = []
+        for proc in procs:
+            out, err = proc.communicate()
+            if proc.returncode != 0:
+                lines = [x for x in err.decode(errors="replace").splitlines() if x.strip()]
+                raise FlanctlError(f"tokenizing worker failed ({proc.returncode}): {lines[-1] if lines else 'no message'}")
+            metas.extend(pickle.loads(out))
+        return metas
     finally:
         for j in jobs:
             _lock_path(Path(j.path)).unlink(missing_ok=True)
@@ -339,27 +374,67 @@ def _build_all(jobs: list[ShardJob], process_index: int, process_count: int, wor
 # --------------------------------------------------------------------------- the tokenized tasks
 
 
+class _Npy:
+    """One .npy file read by position (`os.pread`), not memory-mapped: a mapped file's touched
+    pages count as the process's resident memory and grow with every example sampled; a read
+    costs a system call and leaves memory where it was. Open files are shared in a small LRU."""
+
+    _fds: OrderedDict[str, int] = OrderedDict()
+    MAX_OPEN = 256
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+        with open(path, "rb") as f:
+            major, _ = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+            self.start = f.tell()
+        self.dtype = np.dtype(dtype)
+        self.size = int(shape[0]) if shape else 0
+
+    def _fd(self) -> int:
+        fd = self._fds.get(self.path)
+        if fd is not None:
+            self._fds.move_to_end(self.path)
+            return fd
+        fd = os.open(self.path, os.O_RDONLY)
+        self._fds[self.path] = fd
+        while len(self._fds) > self.MAX_OPEN:
+            os.close(self._fds.popitem(last=False)[1])
+        return fd
+
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        n = max(0, hi - lo)
+        if n == 0:
+            return np.zeros(0, self.dtype)
+        data = os.pread(self._fd(), n * self.dtype.itemsize, self.start + lo * self.dtype.itemsize)
+        return np.frombuffer(data, dtype=self.dtype).copy()
+
+    def all(self) -> np.ndarray:
+        return self.read(0, self.size)
+
+
 class _Shard:
     def __init__(self, path: Path):
         self.path = path
-        self.inputs = np.load(path / "inputs.npy", mmap_mode="r")
-        self.in_off = np.load(path / "in_off.npy", mmap_mode="r")
-        self.targets = np.load(path / "targets.npy", mmap_mode="r")
-        self.tg_off = np.load(path / "tg_off.npy", mmap_mode="r")
-        self.flags = np.load(path / "flags.npy", mmap_mode="r")
-        self.cut = np.load(path / "cut.npy", mmap_mode="r")
+        self.inputs, self.in_off = _Npy(path / "inputs.npy"), _Npy(path / "in_off.npy")
+        self.targets, self.tg_off = _Npy(path / "targets.npy"), _Npy(path / "tg_off.npy")
         self.meta = json.loads((path / "meta.json").read_text())
 
     def __len__(self) -> int:
-        return len(self.in_off) - 1
+        return self.in_off.size - 1
+
+    def column(self, name: str) -> np.ndarray:
+        return np.load(self.path / f"{name}.npy")
 
     def example(self, j: int) -> tuple[np.ndarray, np.ndarray]:
-        return (np.array(self.inputs[self.in_off[j]:self.in_off[j + 1]], dtype=np.int32),
-                np.array(self.targets[self.tg_off[j]:self.tg_off[j + 1]], dtype=np.int32))
+        a0, a1 = self.in_off.read(j, j + 2)
+        b0, b1 = self.tg_off.read(j, j + 2)
+        return self.inputs.read(int(a0), int(a1)).astype(np.int32), self.targets.read(int(b0), int(b1)).astype(np.int32)
 
 
 class FlanTokenizedTask:
-    """One task's kept rows, tokenized, as views into memory-mapped shards (the TokenizedTask interface)."""
+    """One task's kept rows, tokenized, read from the shards on disk by position (the TokenizedTask interface)."""
 
     from_cache = True
 
@@ -463,14 +538,14 @@ def tokenize_flan_group(refs: list[FlanTaskRef], names: list[str], tokenizer, mi
     cut = np.zeros(n_tasks, dtype=np.int64)
     for s, sh in enumerate(shards):  # per-task sums shard by shard: bounded memory
         codes = task_of[shard_starts[s]:shard_starts[s + 1]]
-        lengths = np.diff(np.asarray(sh.in_off)) + np.diff(np.asarray(sh.tg_off))
-        flags = np.asarray(sh.flags)
+        lengths = np.diff(sh.column("in_off")) + np.diff(sh.column("tg_off"))
+        flags = sh.column("flags")
         tokens += np.bincount(codes, weights=lengths, minlength=n_tasks).astype(np.int64)
         trunc_in += np.bincount(codes, weights=(flags & 1), minlength=n_tasks).astype(np.int64)
         trunc_tg += np.bincount(codes, weights=(flags >> 1) & 1, minlength=n_tasks).astype(np.int64)
-        cut += np.bincount(codes, weights=np.asarray(sh.cut), minlength=n_tasks).astype(np.int64)
-    order = np.argsort(task_of, kind="stable")
-    bounds = np.searchsorted(task_of[order], np.arange(n_tasks + 1))
+        cut += np.bincount(codes, weights=sh.column("cut"), minlength=n_tasks).astype(np.int64)
+    order = np.argsort(task_of, kind="stable").astype(np.int32 if len(rows) < 2**31 else np.int64)
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(task_of, minlength=n_tasks))])
     out = []
     for ref, name in zip(refs, names):
         pos = order[bounds[ref.code]:bounds[ref.code + 1]]

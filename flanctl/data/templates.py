@@ -9,8 +9,12 @@ when the file is loaded, and the sandbox refuses it again at render time.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
+import re
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,6 +24,8 @@ import yaml
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
+from jinja2.utils import generate_lorem_ipsum
+from jinja2.visitor import NodeTransformer
 
 from flanctl.data.examples import Example
 from flanctl.errors import FlanctlError
@@ -29,11 +35,174 @@ _BASE_FORMATS = ("zero_shot_opts", "zero_shot_noopts", "cot")
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 DEFAULT_TEMPLATES = TEMPLATES_DIR / "generic.yaml"
 
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+#: The render budget of one template on one example: output (and any string or list made on
+#: the way) in characters/items, loop iterations, and wall time. A template that needs more is
+#: almost surely a mistake (`range(99999)` nested twice, `'a' * 10**10`, a recursive macro).
+MAX_RENDER_CHARS = 1_000_000
+MAX_LOOP_ITERATIONS = 100_000
+MAX_RENDER_SECONDS = 2.0
+_LIPSUM_MAX_PARAGRAPHS = 100
+
+
+class RenderBudgetExceeded(Exception):
+    """A template went over its render budget; the message names the limit."""
+
+
+class _Budget:
+    """Counters of the render in progress (one per thread: data workers render in parallel)."""
+
+    def __init__(self) -> None:
+        self.deadline = time.monotonic() + MAX_RENDER_SECONDS
+        self.iterations = 0
+        self.ticks = 0
+
+    def tick(self) -> None:
+        self.ticks += 1
+        if self.ticks % 256 == 0 and time.monotonic() > self.deadline:
+            raise RenderBudgetExceeded(f"rendering took more than {MAX_RENDER_SECONDS:g} s")
+
+    def iterate(self) -> None:
+        self.iterations += 1
+        if self.iterations > MAX_LOOP_ITERATIONS:
+            raise RenderBudgetExceeded(f"more than {MAX_LOOP_ITERATIONS} loop iterations")
+        self.tick()
+
+
+_ACTIVE = threading.local()
+
+
+def _budget() -> _Budget | None:
+    return getattr(_ACTIVE, "budget", None)
+
+
+def _sized(value):
+    """`value`, unless it is a string/list/tuple/dict longer than MAX_RENDER_CHARS."""
+    if isinstance(value, (str, list, tuple, dict, set)) and len(value) > MAX_RENDER_CHARS:
+        raise RenderBudgetExceeded(f"a value of more than {MAX_RENDER_CHARS} characters or items")
+    return value
+
+
+def _check_size_args(value, name: str, args, kwargs) -> None:
+    """What says how big a result will be (widths, counts, format widths, replacements) is
+    bounded before the result is made; `value` is the string or list the method/filter works on."""
+    if isinstance(value, str) and _FORMAT_WIDTH.search(value) and name in ("format", "format_map"):
+        raise RenderBudgetExceeded(f"a format width of more than {MAX_RENDER_CHARS} characters")
+    if name == "replace" and isinstance(value, str) and len(args) >= 2 and all(isinstance(a, str) for a in args[:2]) and args[0]:
+        grown = len(value) + value.count(args[0]) * (len(args[1]) - len(args[0]))
+        if grown > MAX_RENDER_CHARS:
+            raise RenderBudgetExceeded(f"a value of more than {MAX_RENDER_CHARS} characters or items")
+    for arg in (*args, *kwargs.values()):
+        if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_RENDER_CHARS:
+            raise RenderBudgetExceeded(f"a size argument of {arg} (more than {MAX_RENDER_CHARS})")
+        if isinstance(arg, str) and _FORMAT_WIDTH.search(arg):
+            raise RenderBudgetExceeded(f"a format width of more than {MAX_RENDER_CHARS} characters")
+
+
+#: A width or precision of 7+ digits in a %- or {}-format string.
+_FORMAT_WIDTH = re.compile(r"(?:%[-+ #0]*|\{[^{}]*:[^{}]*?)\.?\d{7,}")
+
+
+class _BudgetedSandbox(SandboxedEnvironment):
+    """The sandbox, plus the render budget on every call, operator and loop."""
+
+    intercepted_binops = frozenset({"*", "**", "+"})
+
+    def call_binop(self, context, operator, left, right):
+        budget = _budget()
+        if budget is not None:
+            budget.tick()
+            if operator == "*":
+                for seq, n in ((left, right), (right, left)):
+                    if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * max(n, 0) > MAX_RENDER_CHARS:
+                        raise RenderBudgetExceeded(f"a value of more than {MAX_RENDER_CHARS} characters or items")
+            if operator == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right * max(abs(left).bit_length(), 1) > 100_000:
+                raise RenderBudgetExceeded("a number of more than 100000 bits")
+        return _sized(super().call_binop(context, operator, left, right))
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (jinja's signature)
+        budget = _budget()
+        if budget is None:
+            return super().call(__context, __obj, *args, **kwargs)
+        budget.tick()
+        # str.format reaches here wrapped by the sandbox (`__wrapped__` is the bound method).
+        owner = getattr(__obj, "__self__", None) or getattr(getattr(__obj, "__wrapped__", None), "__self__", None)
+        if isinstance(owner, (str, list, tuple, dict)):
+            _check_size_args(owner, getattr(__obj, "__name__", ""), args, kwargs)
+        result = _sized(super().call(__context, __obj, *args, **kwargs))
+        if isinstance(owner, (list, dict, set)):
+            _sized(owner)  # list.extend / append grow their owner
+        return result
+
+
+def _budgeted_filter(name: str, func):
+    """A filter with its size arguments bounded and its result sized."""
+    skip = 2 if hasattr(func, "jinja_pass_arg") else 1  # (context/env,) value
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        budget = _budget()
+        if budget is None:
+            # Jinja folds constant filter calls at compile time, outside any budget: decline
+            # (it then calls the filter at render time, within the budget).
+            raise RenderBudgetExceeded("filters run only while rendering")
+        budget.tick()
+        if len(args) >= skip:
+            _check_size_args(args[skip - 1], name, args[skip:], kwargs)
+        return _sized(func(*args, **kwargs))
+
+    return wrapper
+
+
+def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002 (jinja's names)
+    if n > _LIPSUM_MAX_PARAGRAPHS or max > 1000:
+        raise RenderBudgetExceeded(f"lipsum of more than {_LIPSUM_MAX_PARAGRAPHS} paragraphs of 1000 words")
+    return generate_lorem_ipsum(n=n, html=html, min=min, max=max)
+
+
+def _budgeted_iter(iterable):
+    """Every `for` loop of a template iterates through this (see `_BudgetLoops`)."""
+    budget = _budget()
+    for item in iterable:
+        if budget is not None:
+            budget.iterate()
+        yield item
+
+
+def _budgeted_join(*parts):
+    """The `~` operator, with its result sized (doubling a string in a loop grows fast)."""
+    budget = _budget()
+    if budget is not None:
+        budget.tick()
+    return _sized("".join(str(p) for p in parts))
+
+
+_ITER_NAME = "__flanctl_budgeted_iter"
+_JOIN_NAME = "__flanctl_budgeted_join"
+
+
+class _BudgetLoops(NodeTransformer):
+    """Rewrites `for x in E` to iterate `_budgeted_iter(E)` and `a ~ b` to `_budgeted_join(a, b)`."""
+
+    def visit_For(self, node: nodes.For) -> nodes.For:
+        self.generic_visit(node)
+        node.iter = nodes.Call(nodes.Name(_ITER_NAME, "load"), [node.iter], [], None, None, lineno=node.lineno)
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Call:
+        self.generic_visit(node)
+        return nodes.Call(nodes.Name(_JOIN_NAME, "load"), list(node.nodes), [], None, None, lineno=node.lineno)
+
+
+_ENV = _BudgetedSandbox(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+_ENV.filters = {name: _budgeted_filter(name, f) for name, f in _ENV.filters.items()}
+_ENV.globals.update({"lipsum": _lipsum, _ITER_NAME: _budgeted_iter, _JOIN_NAME: _budgeted_join})
 
 
 def _reaches_internals(ast: nodes.Template) -> str | None:
-    """The first `_private` attribute or item a template touches, if any."""
+    """The first `_private` attribute, item or name a template touches, if any."""
+    for node in ast.find_all(nodes.Name):
+        if node.name.startswith("__"):
+            return node.name
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
         if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
             return node.attr
@@ -51,7 +220,7 @@ def compile_template(source: str, where: str):
     bad = _reaches_internals(ast)
     if bad is not None:
         raise FlanctlError(f"{where}: template refused: it reaches the internal attribute '{bad}'; templates may only use the example fields")
-    return _ENV.from_string(source)
+    return _ENV.from_string(_BudgetLoops().visit(ast))
 
 
 @dataclass(frozen=True)
@@ -127,12 +296,32 @@ def _context(ex: Example) -> dict:
 
 
 def _render(template, ex: Example, where: str) -> str:
+    """Render within the budget; each way out is one line naming the file, the task and the limit."""
+    stop = f"{where}: task {ex.task}: template stopped"
+    fix = "simplify the template"
+    _ACTIVE.budget = _Budget()
     try:
-        return template.render(_context(ex))
+        size, parts = 0, []
+        for part in template.generate(_context(ex)):
+            size += len(part)
+            if size > MAX_RENDER_CHARS:
+                raise RenderBudgetExceeded(f"output of more than {MAX_RENDER_CHARS} characters")
+            parts.append(part)
+        return "".join(parts)
+    except RenderBudgetExceeded as exc:
+        raise FlanctlError(f"{stop}: {exc} (render budget per example); {fix}") from None
+    except RecursionError:
+        raise FlanctlError(f"{stop}: recursion too deep (a macro that calls itself without end?); {fix}") from None
+    except MemoryError:
+        raise FlanctlError(f"{stop}: out of memory while rendering; {fix}") from None
+    except OverflowError as exc:
+        raise FlanctlError(f"{stop}: number too large ({exc}); {fix}") from None
     except SecurityError as exc:
         raise FlanctlError(f"{where}: template refused by the sandbox: {exc}") from exc
     except UndefinedError as exc:
         raise FlanctlError(f"{where}: template uses an unknown variable: {exc}") from exc
+    finally:
+        _ACTIVE.budget = None
 
 
 def effective_format(fmt: str, ex: Example, templates: TemplateSet) -> str:

@@ -139,7 +139,7 @@ def tokenize_tasks(mixture, tokenizer, mixture_spec, base_dir: Path, use_cache: 
                    process_index: int = 0, process_count: int = 1, workers: int | None = None) -> list:
     """Every task of the realized mixture, tokenized: from the cache when there, else built and cached.
 
-    Pre-rendered Flan tasks are tokenized per source into shared, memory-mapped shards (by every
+    Pre-rendered Flan tasks are tokenized per source into shared shards on disk (by every
     core, and with `process_count` > 1 by every process, see `flanctl.data.flan_tokens`); raw
     tasks are templated and tokenized one task per shard, as before."""
     from flanctl.data.flan_tokens import tokenize_flan_group

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from flanctl.errors import FlanctlError
+from flanctl.evals.file_text import read_utf8
 
 
 def read_predictions(path: str | Path) -> dict[str, list[str]]:
@@ -18,8 +19,8 @@ def read_predictions(path: str | Path) -> dict[str, list[str]]:
     if not path.is_file():
         raise FlanctlError(f"{path}: predictions file not found")
     out: dict[str, list[str]] = {}
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
+    if True:  # one read: a byte that is not UTF-8 is reported at its line
+        for n, line in enumerate(read_utf8(path).splitlines(), start=1):
             if not line.strip():
                 continue
             where = f"{path}:{n}"

@@ -62,10 +62,27 @@ def run_diff(run: RunDir, new_spec: dict[str, Any], steps: int) -> dict[str, Any
         return {"action": "create", "step": 0, "changes": [], "has_changes": True, "summary": f"new run {run.root}"}
 
     old_spec = saved_spec(run.plan_path) if run.plan_path.is_file() else None
+    if not isinstance(old_spec, dict):
+        # plan.json lost or unreadable: the resolved spec.yaml beside it says the same.
+        old_spec = _recorded_spec_yaml(run)
     changes = spec_changes(old_spec, new_spec) if isinstance(old_spec, dict) else []
     latest = run.latest_checkpoint()
     step = max(int(state.get("step", 0) or 0), latest[0] if latest else 0)
     invalid = [c for c in changes if c["invalidates"]]
+
+    if old_spec is None and step > 0:
+        # Nothing says what the checkpoint was trained with: never continue it under a spec
+        # that may differ (that would make spec.yaml lie about the run).
+        return {
+            "action": "replace",
+            "step": step,
+            "changes": [],
+            "has_changes": True,
+            "summary": (
+                f"checkpoint at step {step} has no readable record of its spec ({run.plan_path} and {run.spec_path} "
+                "are missing or unreadable); apply --replace starts the run afresh"
+            ),
+        }
 
     if invalid and step > 0:
         paths = ", ".join(c["path"] for c in invalid[:4]) + (" ..." if len(invalid) > 4 else "")
@@ -85,3 +102,14 @@ def run_diff(run: RunDir, new_spec: dict[str, Any], steps: int) -> dict[str, Any
     if changes:
         summary += f" ({len(changes)} compatible change{'s' if len(changes) != 1 else ''})"
     return {"action": action, "step": step, "changes": changes, "has_changes": True, "summary": summary}
+
+
+def _recorded_spec_yaml(run: RunDir) -> dict[str, Any] | None:
+    """The resolved spec apply wrote to `spec.yaml`, or None when missing or unreadable."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(run.spec_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("model"), dict) else None

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from flanctl import __version__
-from flanctl.catalog.models import NOMINAL_PARAMS, family_facts, param_count, resolve_architecture
-from flanctl.errors import FlanctlError
+from flanctl.catalog.models import BYTE_VOCAB_SIZE, NOMINAL_PARAMS, family_facts, param_count, resolve_architecture
+from flanctl.errors import FlanctlError, SpecError
 from flanctl.plan.compute import compute_section
 from flanctl.plan.diff import run_diff
 from flanctl.plan.document import Plan, ResolvedModel, RunInfo
@@ -20,7 +20,7 @@ from flanctl.plan.evals import eval_section
 from flanctl.plan.inputs import local_inputs
 from flanctl.plan.memory import memory_section
 from flanctl.plan.mixture import mixture_section
-from flanctl.plan.presets import read_preset
+from flanctl.plan.presets import PresetInfo, read_preset
 from flanctl.runs.run_dir import RunDir
 
 
@@ -52,12 +52,84 @@ def model_kind(spec: Any, base_dir: str | Path) -> tuple[bool, bool]:
     return encoder_decoder, bool(spec.mixture.packing) and facts.packs
 
 
+#: Hugging Face model_types each formula family loads from a folder (flanctl.models.t5.hf).
+HF_MODEL_TYPES = {"t5": ("t5", "mt5")}
+
+
+def _hf_checkpoint(model, base_dir: Path) -> PresetInfo | None:
+    """The checkpoint (or preset) folder when it is a Hugging Face folder, else None. A folder
+    that will not load, or whose model_type the family does not load, is a spec error (exit 2)."""
+    handle = model.checkpoint or model.preset
+    if not handle:
+        return None
+    info = read_preset(handle, base_dir)
+    if info.hf_model_type is None:
+        return None
+    field = "model.checkpoint" if model.checkpoint else "model.preset"
+    if info.problem:
+        raise SpecError(f"{field}: {info.problem}")
+    family = model.family
+    types = HF_MODEL_TYPES.get(family)
+    owner = next((f for f, t in HF_MODEL_TYPES.items() if info.hf_model_type in t), None)
+    has_formula = family_facts(family).has_formula
+    if not has_formula and owner is not None:
+        raise SpecError(f"{field}: {info.folder} is a Hugging Face {info.hf_model_type} folder, which keras-hub does not convert: "
+                        f"use model.family: {owner} with model.checkpoint: {handle}")
+    if types is not None and info.hf_model_type not in types:
+        raise SpecError(f"{field}: {info.folder} is a Hugging Face {info.hf_model_type!r} folder; family {family} loads "
+                        f"model_type {', '.join(types)}")
+    if types is None and has_formula:
+        raise SpecError(f"{field}: family {family} does not load Hugging Face folders; use family: preset (keras-hub converts it)")
+    if model.tokenizer.kind == "byte":
+        spm = info.folder / "spiece.model" if info.folder else None
+        hint = f"model.tokenizer: {{kind: sentencepiece, path: {spm}}}" if spm and spm.is_file() else "model.tokenizer: {kind: preset}"
+        raise SpecError(f"model.tokenizer: the byte tokenizer would feed byte ids into {info.folder}'s own vocabulary; set {hint}")
+    return info
+
+
+def lora_trainable_params(spec: Any, arch: dict | None, encoder_decoder: bool) -> int | None:
+    """Parameters `train.lora` trains: rank * (in + out) per adapted projection, in every
+    attention block (T5: encoder self, decoder self and cross attention; decoder-only: one per
+    layer, keys and values over the kv heads). None without LoRA or without the numbers."""
+    lora = spec.train.lora
+    if lora is None or not arch:
+        return None
+    d, heads, h = arch.get("hidden_dim"), arch.get("num_heads"), arch.get("head_dim")
+    kv = arch.get("num_kv_heads") or heads
+    if not (d and heads and h):
+        return None
+    if encoder_decoder:
+        if not family_facts(spec.model.family).has_formula:
+            return None  # keras-hub seq2seq presets name their projections their own way
+        blocks = arch.get("encoder_layers", arch["num_layers"]) + 2 * arch.get("decoder_layers", arch["num_layers"])
+        width = {"query": heads * h, "key": heads * h, "value": heads * h}
+    else:
+        blocks = arch["num_layers"]
+        width = {"query": heads * h, "key": kv * h, "value": kv * h}
+    return blocks * sum(lora.rank * (d + width[t]) for t in dict.fromkeys(lora.targets))
+
+
 def resolve_model(spec: Any, base_dir: Path, notes: list[str]) -> ResolvedModel:
     """The model section of the plan: family facts, architecture, counts, kind, paths."""
     model = spec.model
     family, size = model.family, model.size
     facts = family_facts(family)
-    if facts.has_formula:
+    hf = _hf_checkpoint(model, base_dir)
+    if facts.has_formula and hf is not None:
+        # The folder's config.json is the architecture; the safetensors headers give the count.
+        if hf.architecture is None:
+            raise SpecError(f"model.checkpoint: {hf.folder}/config.json lacks architecture numbers")
+        given = {k: v for k, v in model.architecture.model_dump().items() if v is not None}
+        clash = {k: v for k, v in given.items() if hf.architecture.get(k) not in (None, v)}
+        if clash:
+            k = next(iter(clash))
+            raise SpecError(f"model.architecture.{k}: {clash[k]} contradicts the checkpoint's {hf.architecture[k]}; remove it")
+        arch = dict(hf.architecture)
+        params = params_without_norms = hf.params
+        encoder_decoder = bool(facts.encoder_decoder)
+        notes.append(f"model: Hugging Face {hf.hf_model_type} checkpoint {hf.folder.name}: architecture from config.json, "
+                     f"{hf.params:,} parameters from the safetensors headers")
+    elif facts.has_formula:
         try:
             arch = resolve_architecture(model)
         except ValueError as exc:
@@ -66,17 +138,29 @@ def resolve_model(spec: Any, base_dir: Path, notes: list[str]) -> ResolvedModel:
         params_without_norms = param_count(family, arch, include_norms=False)
         encoder_decoder = bool(facts.encoder_decoder)
     else:
-        preset = read_preset(model.preset or model.checkpoint, base_dir)
+        preset = hf or read_preset(model.preset or model.checkpoint, base_dir)
+        own_vocab = (preset.architecture or {}).get("vocab_size")
+        if model.tokenizer.kind == "byte" and own_vocab != BYTE_VOCAB_SIZE:
+            # Byte ids (3 + byte value) mean nothing in a preset's own vocabulary.
+            size = f"{own_vocab:,}-token" if own_vocab else "own"
+            raise SpecError(f"model.tokenizer: the byte tokenizer would feed byte ids into the preset's {size} vocabulary; "
+                            "set model.tokenizer: {kind: preset} (the preset's own tokenizer)")
         notes.extend(preset.notes)
         arch, params, params_without_norms = preset.architecture, preset.params, preset.params
         encoder_decoder = preset.encoder_decoder
     paper_sizes = {s for (f, s) in NOMINAL_PARAMS if f == family}
     if arch and model.tokenizer.kind == "byte" and model.architecture.vocab_size is None and size in paper_sizes:
         notes.append(f"model: byte tokenizer, so vocab_size is 259 and the {size} count differs from the paper's; set model.tokenizer.kind: sentencepiece for the paper's vocabulary")
-    if arch and model.tokenizer.kind == "sentencepiece" and model.tokenizer.vocab_size > arch["vocab_size"]:
+    if arch and hf is None and model.tokenizer.kind == "sentencepiece" and model.tokenizer.vocab_size > arch["vocab_size"]:
         notes.append(f"model: tokenizer.vocab_size {model.tokenizer.vocab_size} exceeds the model's vocab_size {arch['vocab_size']}")
     if arch and not encoder_decoder and spec.mixture.inputs_length + spec.mixture.targets_length > arch["max_sequence_length"]:
         notes.append("model: inputs_length + targets_length exceeds max_sequence_length; packed sequences will be cut")
+    trainable = lora_trainable_params(spec, arch, encoder_decoder)
+    if trainable is not None and params:
+        lora = spec.train.lora
+        notes.append(f"model: LoRA rank {lora.rank} on {', '.join(lora.targets)}: {trainable:,} trainable parameters "
+                     f"({100 * trainable / params:.2f}% of {params:,}); memory still counts gradients and optimizer "
+                     "state for every parameter (an upper bound)")
     tokenizer = model.tokenizer
     if tokenizer.path:
         tokenizer = tokenizer.model_copy(update={"path": _absolute(tokenizer.path, base_dir)})

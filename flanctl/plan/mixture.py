@@ -45,7 +45,7 @@ def _download_note(coll: Any, source: dict[str, Any] | None, cap: int | None, no
     """What reading a hub source will download (the plan never touches the network itself)."""
     if not source or source.get("kind") != "hf":
         return
-    where = f"mixture.collections[{coll.name}]: hub dataset {source['path']} (split {source.get('split', 'train')})"
+    where = f"collection {coll.name}: hub dataset {source['path']} (split {source.get('split', 'train')})"
     if source.get("streaming"):
         stop = (f"stops once the {len(coll.tasks)} listed task(s) each have their cap" if coll.tasks is not None
                 else "reads the whole split once (list `tasks:` to stop early)")

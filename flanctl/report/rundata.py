@@ -80,6 +80,8 @@ class RunRecord:
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise FlanctlError(f"{path}: not UTF-8 text; re-run the step that wrote it") from None
     except json.JSONDecodeError as exc:
         raise FlanctlError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}); re-run the step that wrote it") from None
 
@@ -87,8 +89,14 @@ def _read_json(path: Path) -> Any:
 def _read_metrics(path: Path) -> list[dict[str, Any]]:
     """Parse `metrics.jsonl`; a truncated last line (a run killed mid-write) is skipped."""
     rows: list[dict[str, Any]] = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for lineno, line in enumerate(lines, start=1):
+    lines = path.read_bytes().splitlines()
+    for lineno, raw in enumerate(lines, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if lineno == len(lines):
+                continue
+            raise FlanctlError(f"{path}:{lineno}:{exc.start + 1}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); fix or delete the line") from None
         if not line.strip():
             continue
         try:
@@ -99,6 +107,14 @@ def _read_metrics(path: Path) -> list[dict[str, Any]]:
             raise FlanctlError(f"{path}:{lineno}:{exc.colno}: not a JSON object ({exc.msg}); fix or delete the line") from None
         if not isinstance(row, dict):
             raise FlanctlError(f"{path}:{lineno}:1: expected a JSON object per line, got {type(row).__name__}")
+        step = row.get("step")
+        if not isinstance(step, int) or isinstance(step, bool):
+            raise FlanctlError(f"{path}:{lineno}: 'step' must be an integer, got {json.dumps(step)}; fix or delete the line")
+        for key, value in row.items():
+            if key != "step" and value is not None and not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise FlanctlError(f"{path}:{lineno}: '{key}' must be a number, got {json.dumps(value)[:40]}; fix or delete the line")
+        if "loss" in row and row["loss"] is None:
+            raise FlanctlError(f"{path}:{lineno}: 'loss' is null; fix or delete the line")
         rows.append(row)
     return rows
 
@@ -150,6 +166,8 @@ def _read_spec(path: Path) -> dict[str, Any]:
 
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise FlanctlError(f"{path}: spec.yaml is not UTF-8 text; re-run `flanctl apply` to rewrite it") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,16 @@ from flanctl.errors import FlanctlError
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 LOCK_NAME = ".lock"
+
+
+#: Fields of state.json that flanctl reads back, with their check (a hand-edited or damaged
+#: file then fails with one line here instead of a TypeError somewhere later).
+_STATE_FIELDS = (
+    ("step", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a non-negative integer"),
+    ("status", lambda v: isinstance(v, str), "a string"),
+    ("history", lambda v: isinstance(v, list) and all(isinstance(h, dict) for h in v), "a list of objects"),
+    ("checkpoint", lambda v: v is None or isinstance(v, str), "a path string"),
+)
 
 
 class RunDir:
@@ -93,12 +104,22 @@ class RunDir:
             text = self.state_path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return {}
+        except UnicodeDecodeError as exc:
+            raise FlanctlError(f"{self.state_path}: state file is not UTF-8 text (byte {exc.start}); delete it to let apply rebuild it from the checkpoints") from None
+        except OSError as exc:
+            raise FlanctlError(f"{self.state_path}: cannot read the state file ({exc.strerror}); make it a readable file or delete it") from None
         try:
             state = json.loads(text)
         except json.JSONDecodeError as exc:
             raise FlanctlError(f"{self.state_path}: state file is not valid JSON ({exc.msg}); delete it to start the run afresh") from exc
         if not isinstance(state, dict):
             raise FlanctlError(f"{self.state_path}: state file must hold a JSON object; delete it to start the run afresh")
+        for key, ok, want in _STATE_FIELDS:
+            if key in state and not ok(state[key]):
+                raise FlanctlError(
+                    f"{self.state_path}: field '{key}' must be {want}, got {json.dumps(state[key])[:40]}; "
+                    "fix it, or delete state.json to let apply rebuild it from the checkpoints"
+                )
         return state
 
     def write_state(self, state: dict[str, Any]) -> None:
@@ -173,8 +194,30 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write text to a temporary sibling and `os.replace` it over `path` (atomic on POSIX)."""
+    """Write text to a temporary sibling and `os.replace` it over `path` (atomic on POSIX).
+
+    Only a regular file (or nothing) is ever replaced: a symlink is followed and its target
+    written; a character device (`--out /dev/null`) is written in place; a directory, FIFO,
+    socket or block device is refused with a one-line `FlanctlError`. Renaming over them would
+    destroy them (as root, `--out /dev/null` used to replace the device node with a file).
+    """
     path = Path(path)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise FlanctlError(f"{path}: cannot write here ({exc.strerror}); choose another path") from None
+    if mode is not None and not stat.S_ISREG(mode):
+        if stat.S_ISCHR(mode):
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            return
+        kind = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket", stat.S_ISBLK: "a block device"}
+        what = next((name for test, name in kind.items() if test(mode)), "not a regular file")
+        raise FlanctlError(f"{path}: is {what}, not a regular file; flanctl writes only files here, choose another path")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -84,6 +84,10 @@ def _check_mesh(spec: Spec, r: _Reporter) -> None:
 
 def _check_model(spec: Spec, r: _Reporter) -> None:
     m = spec.model
+    lora = spec.train.lora
+    if lora is not None and lora.dropout:
+        r.error("train.lora.dropout: only 0 is supported (Keras' LoRA layers have no adapter dropout); "
+                "use train.dropout for the model's dropout", ("train", "lora", "dropout"), ("train", "lora"))
     if not catalog_models.family_facts(m.family).has_formula:  # a keras-hub preset brings its own architecture
         if not m.preset and not m.checkpoint:
             r.error("model.family 'preset' needs model.preset (a keras-hub preset handle or local preset directory)",
@@ -101,6 +105,8 @@ def _check_model(spec: Spec, r: _Reporter) -> None:
     try:
         arch = catalog_models.resolve_architecture(m)
     except ValueError as exc:
+        if m.checkpoint and m.size is None:
+            return  # a Hugging Face checkpoint's config.json gives the numbers; the plan reads it
         r.error(f"model: {exc}", ("model", "size"), ("model", "architecture"), ("model", "family"), ("model",))
         return
     heads, kv_heads, model_axis = arch["num_heads"], arch["num_kv_heads"], spec.distribution.mesh.model
@@ -165,6 +171,9 @@ def _check_source(source: Any, here: tuple[Any, ...], r: _Reporter) -> None:
     if source.streaming and source.kind != "hf":
         r.error(f"source.streaming reads a Hugging Face hub dataset as it downloads; a {source.kind} source is read "
                 "from disk already: remove streaming or use kind: hf", here + ("streaming",), here)
+    if source.streaming and source.format == "raw":
+        r.error("source.streaming keeps pre-rendered Flan rows under the caps as they arrive; a raw source is "
+                "templated from all of its rows: remove streaming or format: raw", here + ("streaming",), here)
     if source.format == "flan" and source.kind == "builtin":
         r.error("source.format flan is for pre-rendered Flan rows (hub, save_to_disk, Parquet or JSONL); built-in tasks "
                 "are generated raw: remove format", here + ("format",), here)

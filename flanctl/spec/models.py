@@ -27,6 +27,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+#: Seeds go to numpy and the backends' RNGs, which take unsigned 32-bit values.
+MAX_SEED = 2**32 - 1
+#: Longest inputs/targets/sequence length accepted (2**20 tokens): far above any model flanctl
+#: builds (the paper: 2048 + 512); a longer one is a typo that would ask for petabytes.
+MAX_LENGTH = 2**20
+
+
 # --------------------------------------------------------------------------- model
 
 
@@ -40,7 +47,7 @@ class Architecture(Strict):
     head_dim: int | None = Field(None, gt=0, description="Width of one attention head.")
     ffn_dim: int | None = Field(None, gt=0, description="Feed-forward inner width (SwiGLU / gated-GELU hidden size).")
     vocab_size: int | None = Field(None, gt=0, description="Vocabulary size of the embedding table.")
-    max_sequence_length: int | None = Field(None, gt=0, description="Longest sequence the model is built for (palm: rotary, no table).")
+    max_sequence_length: int | None = Field(None, gt=0, le=MAX_LENGTH, description="Longest sequence the model is built for (palm: rotary, no table).")
 
 
 class Tokenizer(Strict):
@@ -121,7 +128,7 @@ class FewShot(Strict):
         default_factory=lambda: [("Q: ", "A: "), ("Input: ", "Output: "), ("Question: ", "Answer: ")],
         description="(input prefix, output prefix) pairs; one is drawn at random per example.",
     )
-    token_budget: int | None = Field(None, gt=0, description="Drop exemplars until the prompt fits this many tokens (default: mixture.inputs_length).")
+    token_budget: int | None = Field(None, gt=0, le=MAX_LENGTH, description="Drop exemplars until the prompt fits this many tokens (default: mixture.inputs_length).")
 
 
 class MixtureSpec(Strict):
@@ -131,14 +138,27 @@ class MixtureSpec(Strict):
     normalize: bool = Field(True, description="Rescale proportions to sum to 1 (a note says so); if false, a sum other than 1 is an error.")
     temperature: float = Field(1.0, gt=0, description="Mixing temperature over tasks within a collection (1 = examples-proportional).")
     few_shot: FewShot = Field(default_factory=FewShot, description="Few-shot exemplar settings.")
-    inputs_length: int = Field(2048, gt=0, description="Input tokens kept per example (the paper: 2048).")
-    targets_length: int = Field(512, gt=0, description="Target tokens kept per example (the paper: 512).")
+    inputs_length: int = Field(2048, gt=0, le=MAX_LENGTH, description="Input tokens kept per example (the paper: 2048).")
+    targets_length: int = Field(512, gt=0, le=MAX_LENGTH, description="Target tokens kept per example (the paper: 512).")
     packing: bool = Field(True, description="Pack several examples per sequence with segment ids (attention never crosses examples).")
-    seed: int = Field(0, description="Seed of the data order, template and exemplar choices.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the data order, template and exemplar choices.")
     cache_dir: str | None = Field(None, description="Where tokenized, packed shards are cached (default: .flanctl/cache).")
 
 
 # --------------------------------------------------------------------------- train
+
+
+LoraTarget = Literal["query", "key", "value"]
+
+
+class Lora(Strict):
+    """Low-rank adapters (LoRA, Hu et al. 2021) on the attention projections; every other
+    weight is frozen. The export merges the adapters into the kernels."""
+
+    rank: int = Field(8, gt=0, description="Rank r of each adapter pair A [in, r], B [r, out] (B starts at zero).")
+    alpha: float = Field(16.0, gt=0, description="Scale: the update added to a kernel is (alpha / rank) * A @ B.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapter input (only 0 is supported: Keras' LoRA layers have none).")
+    targets: list[LoraTarget] = Field(default_factory=lambda: ["query", "value"], min_length=1, description="Attention projections that get adapters, in every attention block (T5: encoder self, decoder self and cross attention).")
 
 
 class TrainSpec(Strict):
@@ -160,7 +180,8 @@ class TrainSpec(Strict):
     keep_checkpoints: int = Field(2, gt=0, description="Most recent checkpoints kept.")
     eval_every: int | None = Field(None, gt=0, description="Also run eval.suites every N steps during training, on the model in memory: scores in metrics.jsonl (eval/<suite>), TensorBoard and evals/step_<n>/, drawn by `flanctl report` against step (default: only before and after).")
     log_every: int = Field(10, gt=0, description="Write metrics every N steps.")
-    seed: int = Field(0, description="Seed of initialisation and dropout.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of initialisation and dropout.")
+    lora: Lora | None = Field(None, description="Train low-rank adapters instead of all weights (optimizer state only for them); none = full finetuning.")
 
 
 # --------------------------------------------------------------------------- distribution

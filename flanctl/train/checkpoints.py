@@ -12,9 +12,11 @@ fsyncs the folder, so a kill at any moment leaves either the whole checkpoint or
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +97,8 @@ def save_checkpoint(root: Path, step: int, model, optimizer, data_state: dict, m
             "model_shapes": _shapes(model_vars),
             "optimizer_shapes": _shapes(opt_vars),
         }
+        # Checksums of every file (not meta.json itself), verified before a resume trusts them.
+        full_meta["files"] = file_checksums(tmp)
         _write_json(tmp / "meta.json", full_meta)
         _fsync_path(tmp)
         if final.exists():  # same step saved before a kill; the new one is just as good
@@ -121,11 +125,81 @@ def _prune(root: Path, keep: int) -> None:
         shutil.rmtree(root / f"step_{old}", ignore_errors=True)
 
 
+def file_checksums(folder: Path) -> dict[str, str]:
+    """sha256 of every file under `folder` except meta.json, by relative path."""
+    sums = {}
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file() and path.name != "meta.json":
+            digest = hashlib.sha256()
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+            sums[str(path.relative_to(folder))] = digest.hexdigest()
+    return sums
+
+
+def verify_checkpoint(path: Path) -> dict:
+    """The checkpoint's meta after checking its files against the recorded checksums; raises
+    `FlanctlError` naming the first missing or changed file. Checkpoints written before
+    checksums existed are only checked for a readable meta.json."""
+    meta = read_meta(path)
+    recorded = meta.get("files")
+    if isinstance(recorded, dict):
+        actual = file_checksums(path)
+        for name, digest in recorded.items():
+            if name not in actual:
+                raise FlanctlError(f"{path}: checkpoint file {name} is missing")
+            if actual[name] != digest:
+                raise FlanctlError(f"{path}: checkpoint file {name} does not match its checksum (truncated or changed)")
+    return meta
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a bad checkpoint `step_<n>` to `corrupt-step_<n>[-k]` (kept for a look, never resumed)."""
+    path = Path(path)
+    k = 0
+    while (target := path.with_name(f"corrupt-{path.name}" + (f"-{k}" if k else ""))).exists():
+        k += 1
+    os.rename(path, target)
+    return target
+
+
+def restore_latest(run, model, optimizer, placement, say=print) -> tuple[int, Path, dict, dict | None] | None:
+    """Restore the newest good checkpoint of `run`: (step, path, meta, data_state), or None when
+    there is none. A bad one (unreadable meta, a file that fails its checksum or does not load)
+    is set aside with a warning and the one before it is used. With several processes a bad
+    checkpoint is an error instead: they must all agree on which one they resume from."""
+    for step, path in reversed(run.checkpoints()):
+        try:
+            verify_checkpoint(path)
+            meta, data_state = restore_checkpoint(path, model, optimizer, placement)
+        except _Mismatch:
+            raise
+        except FlanctlError as exc:
+            problem = str(exc)
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+            problem = f"{path}: checkpoint does not load ({type(exc).__name__}: {exc})"
+        else:
+            return step, path, meta, data_state
+        if placement.process_count > 1:
+            raise FlanctlError(f"{problem}; move {path.name} out of checkpoints/ to resume from the one before")
+        aside = set_aside(path) if placement.is_chief else path
+        say(f"warning: {problem}; set aside as {aside.name}, trying the checkpoint before it")
+    return None
+
+
+class _Mismatch(FlanctlError):
+    """The checkpoint is fine but belongs to another model: an older one would not help."""
+
+
 def read_meta(path: Path) -> dict:
     try:
-        return json.loads((Path(path) / "meta.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise FlanctlError(f"{path}: checkpoint has no readable meta.json ({exc}); delete the folder to resume from an older one") from exc
+        meta = json.loads((Path(path) / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise FlanctlError(f"{path}: checkpoint has no readable meta.json ({type(exc).__name__})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("step"), int):
+        raise FlanctlError(f"{path}: checkpoint meta.json is not a flanctl checkpoint record")
+    return meta
 
 
 def restore_checkpoint(path: Path, model, optimizer, placement) -> tuple[dict, dict]:
@@ -137,8 +211,8 @@ def restore_checkpoint(path: Path, model, optimizer, placement) -> tuple[dict, d
     meta = read_meta(path)
     model_vars, opt_vars = _variables(model, optimizer)
     # Shapes, not paths: auto-numbered layer names differ between two models of one process.
-    if meta["model_shapes"] != _shapes(model_vars) or meta["optimizer_shapes"] != _shapes(opt_vars):
-        raise FlanctlError(
+    if meta.get("model_shapes") != _shapes(model_vars) or meta.get("optimizer_shapes") != _shapes(opt_vars):
+        raise _Mismatch(
             f"{path}: checkpoint variables do not match the model built from the plan "
             "(architecture or optimizer changed); start a new run name or delete checkpoints/"
         )

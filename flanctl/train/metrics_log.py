@@ -15,12 +15,15 @@ def truncate_metrics(path: Path, last_step: int) -> None:
     if not path.exists():
         return
     kept = []
-    for line in path.read_text().splitlines():
+    for raw in path.read_bytes().splitlines():
+        # A line cut short by a kill, or damaged on disk, records nothing the report could use.
         try:
-            if json.loads(line).get("step", 0) <= last_step:
-                kept.append(line)
-        except json.JSONDecodeError:  # a line cut short by a kill
+            row = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
             continue
+        step = row.get("step") if isinstance(row, dict) else None
+        if isinstance(step, int) and not isinstance(step, bool) and step <= last_step:
+            kept.append(raw.decode("utf-8"))
     tmp = path.with_suffix(".jsonl.tmp")
     tmp.write_text("".join(k + "\n" for k in kept))
     tmp.replace(path)

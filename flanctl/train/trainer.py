@@ -23,8 +23,9 @@ import numpy as np
 from flanctl.backends import Placement, get_backend
 from flanctl.errors import FlanctlError
 from flanctl.plan import Plan
+from flanctl.runtime import setup_process
 from flanctl.runs.interrupts import Interrupted, StopRequest, graceful_interrupts
-from flanctl.train.checkpoints import restore_checkpoint, save_checkpoint
+from flanctl.train.checkpoints import restore_latest, save_checkpoint
 from flanctl.train.metrics_log import MetricsLog
 from flanctl.train.optimizers import build_optimizer
 from flanctl.train.progress import training_progress
@@ -87,8 +88,19 @@ def _default_model(plan: Plan) -> keras.Model:
     family = model_family(plan)
     if plan.model.weights:
         model, _tokenizer = family.load(plan.model.weights)
-        return family.trainable(model)
-    return family.build(plan.model.architecture, dropout=plan.spec.train.dropout)
+        return _with_lora(plan, family.trainable(model))
+    return _with_lora(plan, family.build(plan.model.architecture, dropout=plan.spec.train.dropout))
+
+
+def _with_lora(plan: Plan, model: keras.Model) -> keras.Model:
+    """`train.lora`: adapters on the attention projections and every other weight frozen, so
+    the optimizer (built over trainable variables) keeps state only for the adapters."""
+    lora = plan.spec.train.lora
+    if lora is not None:
+        from flanctl.models.lora import enable_lora
+
+        enable_lora(model, lora.rank, lora.alpha, lora.targets)
+    return model
 
 
 def plan_tokenizer(plan: Plan):
@@ -135,7 +147,7 @@ class Trainer:
         # Processes and mesh first: multi-process jax must start before any device is touched.
         self.placement = backend.setup(dist.model_dump(mode="json"), self._layout_rules)
         keras.utils.set_random_seed(self.cfg.seed)
-        keras.config.set_dtype_policy(self.cfg.precision)
+        setup_process(dist.backend, precision=self.cfg.precision)
         self.ckpt_format = backend.checkpoint_format(self.placement)
         with self.placement.scope():
             self.model = self.model_factory(self.plan)
@@ -176,11 +188,10 @@ class Trainer:
                 print(text, flush=True)
 
     def _resume(self) -> tuple[int, int]:
-        latest = self.run.latest_checkpoint()
-        if latest is None:
+        restored = restore_latest(self.run, self.model, self.optimizer, self.placement, say=self._say)
+        if restored is None:
             return 0, 0
-        step, path = latest
-        meta, data_state = restore_checkpoint(path, self.model, self.optimizer, self.placement)
+        step, path, meta, data_state = restored
         if data_state is None:
             raise FlanctlError(
                 f"{path}: saved by {meta.get('process_count', 1)} process(es), resumed by {self.placement.process_count}; "

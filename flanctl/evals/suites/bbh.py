@@ -23,6 +23,7 @@ from typing import Any
 
 from flanctl.catalog.suites import BBH_SUBTASK_SIZES
 from flanctl.errors import FlanctlError
+from flanctl.evals.file_text import read_utf8
 from flanctl.evals.answers import bbh_canonical, bbh_cot_answer, bbh_direct_answer
 from flanctl.evals.suites.base import (
     COT_BUDGET_MARGIN,
@@ -124,7 +125,7 @@ class BBH(Suite):
             prompt_file = prompt_dir / f"{subtask}.txt"
             if not prompt_file.exists():
                 raise FlanctlError(f"{prompt_file}: missing; every BBH subtask needs its 3-shot prompt file")
-            description, all_exemplars = parse_cot_prompt(prompt_file.read_text(encoding="utf-8"), str(prompt_file))
+            description, all_exemplars = parse_cot_prompt(read_utf8(prompt_file), str(prompt_file))
             exemplars = all_exemplars[:shots]
             prefix = self._prefix(description, exemplars)
             # From all three exemplars, so that the budget does not shrink with --shots.
@@ -155,14 +156,17 @@ class BBH(Suite):
         found: dict[str, list[dict[str, Any]]] = {}
         if data_dir.is_dir():
             for path in sorted(data_dir.glob("*.json")):
+                shape = 'expected {"examples": [{"input": "...", "target": "..."}, ...]}'
                 try:
-                    payload = json.loads(path.read_text(encoding="utf-8"))
-                    rows = payload["examples"]
-                    for j, r in enumerate(rows):
-                        if not isinstance(r.get("input"), str) or not isinstance(r.get("target"), str):
-                            raise KeyError(f"examples[{j}] needs string 'input' and 'target'")
-                except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                    raise FlanctlError(f"{path}: not a BBH file ({exc}); expected {{\"examples\": [{{\"input\", \"target\"}}]}}") from exc
+                    payload = json.loads(read_utf8(path))
+                except json.JSONDecodeError as exc:
+                    raise FlanctlError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}); {shape}") from None
+                rows = payload.get("examples") if isinstance(payload, dict) else None
+                if not isinstance(rows, list):
+                    raise FlanctlError(f"{path}: not a BBH file (no \"examples\" list); {shape}")
+                for j, r in enumerate(rows):
+                    if not isinstance(r, dict) or not isinstance(r.get("input"), str) or not isinstance(r.get("target"), str):
+                        raise FlanctlError(f"{path}: examples[{j}] is not an object with string \"input\" and \"target\"; {shape}")
                 found[path.stem] = rows
         else:
             from flanctl.evals.hub import load_hub_split

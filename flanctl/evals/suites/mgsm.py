@@ -10,11 +10,13 @@ language: `decode_budget` of the longest of its 8 exemplar answers.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from pathlib import Path
 
 from flanctl.errors import FlanctlError
+from flanctl.evals.file_text import read_utf8
 from flanctl.evals.answers import mgsm_answer, number_key, parse_number
 from flanctl.evals.suites.base import COT_BUDGET_MARGIN, EvalExample, Suite, decode_budget, find_suite_dir
 
@@ -57,6 +59,12 @@ class MGSM(Suite):
         else:
             per_lang, exemplars = self._from_files(root)
             self.source = str(root)
+        if not any(per_lang.get(lang) for lang in self.headline_tasks):
+            found = ", ".join(f"mgsm_{lang}.tsv" for lang, rows in per_lang.items() if rows) or "no rows"
+            raise FlanctlError(
+                f"mgsm: no data for the headline in {self.source} (found {found}): it averages the non-English languages "
+                f"({' '.join(self.headline_tasks)}), so there is nothing to average; add their mgsm_<lang>.tsv files"
+            )
         examples = []
         stops = set()
         for lang, rows in per_lang.items():
@@ -92,22 +100,37 @@ class MGSM(Suite):
         ex_path = root / "exemplars.json"
         if not ex_path.exists():
             raise FlanctlError(f"{ex_path}: missing; MGSM prompts use each language's 8 exemplars")
+        text = read_utf8(ex_path)
+        shape = 'expected {"exemplars": {lang: {"1": {"q": "...", "a": "..."}, ...}}}'
         try:
-            raw = json.loads(ex_path.read_text(encoding="utf-8"))["exemplars"]
-            exemplars = {lang: [(v[k]["q"], v[k]["a"]) for k in sorted(v, key=int)] for lang, v in raw.items()}
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise FlanctlError(f"{ex_path}: not the MGSM exemplars format ({exc}); expected {{\"exemplars\": {{lang: {{\"1\": {{\"q\", \"a\"}}}}}}}}") from exc
+            payload = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise FlanctlError(f"{ex_path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}); {shape}") from None
+        raw = payload.get("exemplars") if isinstance(payload, dict) else None
+        if not isinstance(raw, dict):
+            raise FlanctlError(f"{ex_path}: not the MGSM exemplars format (no \"exemplars\" object); {shape}")
+        exemplars = {}
+        for lang, shots in raw.items():
+            ok = isinstance(shots, dict) and all(
+                k.isdigit() and isinstance(v, dict) and isinstance(v.get("q"), str) and isinstance(v.get("a"), str) for k, v in shots.items()
+            )
+            if not ok:
+                raise FlanctlError(f"{ex_path}: exemplars[{json.dumps(lang)}] is not numbered {{\"q\", \"a\"}} pairs; {shape}")
+            exemplars[lang] = [(shots[k]["q"], shots[k]["a"]) for k in sorted(shots, key=int)]
         per_lang = {}
         for lang in LANGUAGES:
             path = root / f"mgsm_{lang}.tsv"
             if not path.exists():
                 continue
+            text = read_utf8(path)
             rows = []
-            with path.open(encoding="utf-8", newline="") as fh:
-                for n, row in enumerate(csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE), start=1):
+            try:
+                for n, row in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE), start=1):
                     if len(row) != 2:
                         raise FlanctlError(f"{path}:{n}: expected 'question<TAB>answer', got {len(row)} fields")
                     rows.append((row[0], row[1]))
+            except csv.Error as exc:
+                raise FlanctlError(f"{path}:{len(rows) + 1}: not a TSV row ({exc}); expected 'question<TAB>answer'") from None
             per_lang[lang] = rows
         if not per_lang:
             raise FlanctlError(f"{root}: no mgsm_<lang>.tsv files")

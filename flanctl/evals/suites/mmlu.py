@@ -19,11 +19,13 @@ Scoring can also rank the four options by log-likelihood (`method="loglikelihood
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
 from flanctl.catalog.suites import MMLU_DEFAULT_SPLIT, MMLU_SPLIT_EXAMPLES, MMLU_SUBJECTS
 from flanctl.errors import FlanctlError
+from flanctl.evals.file_text import read_utf8
 from flanctl.evals.answers import mmlu_letter
 from flanctl.evals.suites.base import COT_BUDGET_MARGIN, EvalExample, Suite, decode_budget, find_suite_dir
 
@@ -44,8 +46,13 @@ FALLBACK_NOTE = "mmlu-cot prompts are dev exemplars without rationales (mmlu_cot
 def read_csv(path: Path) -> list[tuple[str, tuple[str, str, str, str], str]]:
     """Rows (question, options, answer letter) of one headerless MMLU CSV."""
     rows = []
-    with path.open(encoding="utf-8", newline="") as fh:
-        for n, row in enumerate(csv.reader(fh), start=1):
+    text = read_utf8(path)
+    try:
+        parsed = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise FlanctlError(f"{path}: not CSV ({exc}); expected rows 'question,A,B,C,D,answer'") from None
+    if True:
+        for n, row in enumerate(parsed, start=1):
             if len(row) != 6:
                 raise FlanctlError(f"{path}:{n}: expected 6 fields 'question,A,B,C,D,answer', got {len(row)}")
             answer = row[5].strip()
@@ -180,7 +187,7 @@ class MMLU(Suite):
             self.note = FALLBACK_NOTE
             return None
         try:
-            prompts = json.loads(path.read_text(encoding="utf-8"))
+            prompts = json.loads(read_utf8(path))
             if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
                 raise ValueError("expected an object subject -> prompt text")
         except (json.JSONDecodeError, ValueError) as exc:

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from flanctl.errors import FlanctlError
+from flanctl.evals.file_text import read_utf8
 from flanctl.evals.answers import first_line, squad_normalize
 from flanctl.evals.suites.base import EvalExample, Suite, decode_budget, find_suite_dir
 
@@ -41,7 +42,7 @@ LANGUAGE_CODES = {
 def read_squad(path: Path) -> list[dict]:
     """Flat rows {id, context, question, answers[list of str]} from a SQuAD-1.1 JSON file."""
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
+        payload = json.loads(read_utf8(path))
         rows = []
         for article in payload["data"]:
             for para in article["paragraphs"]:
@@ -52,7 +53,7 @@ def read_squad(path: Path) -> list[dict]:
                         "question": qa["question"],
                         "answers": [a["text"] for a in qa.get("answers", [])],
                     })
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise FlanctlError(f"{path}: not SQuAD-1.1 JSON ({type(exc).__name__}: {exc}); expected data[].paragraphs[].qas[]") from exc
     return rows
 

@@ -122,6 +122,10 @@ class ModelFamily(ABC):
 
         return export_preset(model, directory, self.name, tokenizer)
 
+    def export_hf(self, model, directory, tokenizer=None) -> Path:
+        """Write `model` as a Hugging Face transformers folder (same logits and token ids)."""
+        raise FlanctlError(f"model family {self.name!r} has no Hugging Face export yet; `flanctl export --format hf` supports t5")
+
 
 def require_arch(arch: dict, family: str, keys: tuple[str, ...]) -> dict:
     """`arch` when it has every key, else a one-line error naming what is missing."""

@@ -15,6 +15,7 @@ A preset folder may also hold one of flanctl's own exports (a palm or t5 model s
 from __future__ import annotations
 
 from abc import abstractmethod
+from pathlib import Path
 
 from flanctl.errors import FlanctlError
 from flanctl.models.families.base import ModelFamily
@@ -27,6 +28,35 @@ class _KerasHubPresetFamily(ModelFamily):
 
     def build(self, arch: dict, dropout: float = 0.0, dtype=None):
         raise FlanctlError("family 'preset' has no architecture to build: use load_model(model.preset) instead")
+
+    def load(self, source, dropout: float = 0.0):
+        """The keras-hub task of a preset (or of a Hugging Face folder keras-hub converts); for
+        an HF folder, the converted tokenizer must give the checkpoint's own ids (hf_probe)."""
+        from flanctl.models.hf_io import is_hf_folder
+
+        model, tokenizer = super().load(source)
+        if is_hf_folder(source):
+            from flanctl.models.hf_probe import check_tokenizer
+
+            check_tokenizer(source, tokenizer, fix=(
+                "keras-hub converts this folder's tokenizer as another one of the architecture's (e.g. a Llama-2 "
+                "SentencePiece tokenizer as Llama 3's byte-level BPE), so flanctl will not finetune it through keras-hub"))
+        return model, tokenizer
+
+    def export_hf(self, model, directory, tokenizer=None):
+        """keras-hub's own `export_to_transformers` (gemma, gpt2, llama3, mistral, qwen, ...)."""
+        from flanctl.models.families.keras_hub_adapters import PresetCausalLMAdapter
+
+        task = model.task if isinstance(model, PresetCausalLMAdapter) else getattr(model, "task", model)
+        exporter = getattr(task, "export_to_transformers", None)
+        if exporter is None:
+            raise FlanctlError(f"keras-hub has no Hugging Face export for {type(task).__name__}")
+        try:
+            exporter(str(directory))
+        except (ValueError, NotImplementedError, KeyError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise FlanctlError(f"keras-hub cannot export {type(task).__name__} to Hugging Face format: {first}") from None
+        return Path(directory)
 
     @abstractmethod
     def _adapter_class(self):

@@ -58,6 +58,16 @@ class PalmFamily(ModelFamily):
     def layout_rules(self) -> LayoutRules:
         return PALM_RULES
 
+    def export_hf(self, model, directory, tokenizer=None):
+        """Refused: no transformers class computes PaLM's block."""
+        from flanctl.errors import FlanctlError
+
+        raise FlanctlError(
+            "a PaLM model has no Hugging Face transformers equivalent: its parallel block (attention and SwiGLU both "
+            "read one layer norm and add to the residual together) with multi-query attention and a shared embedding "
+            "is not the math of any transformers class; use --format keras-hub (reload with `import flanctl.models`)"
+        )
+
     def engine(self, model, tokenizer=None, batch_size: int = 8):
         from flanctl.models.generation.decoder_only import DecoderOnlyEngine
 

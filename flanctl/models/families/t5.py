@@ -1,7 +1,8 @@
 """The t5 family: flanctl's `T5PackedSeq2SeqLM` (keras-hub's T5 layers, segment-aware masks).
 
 T5 v1.1: gated-GELU, untied embeddings, relative position bias. Batches: encoder_* and
-decoder_* token ids, segment ids and positions (packed rows stay apart).
+decoder_* token ids, segment ids and positions (packed rows stay apart). `load` also takes a
+Hugging Face T5 / Flan-T5 folder (flanctl.models.t5.hf); `export_hf` writes one.
 """
 
 from __future__ import annotations
@@ -44,6 +45,26 @@ class T5Family(ModelFamily):
         from flanctl.models.t5 import build_t5
 
         return build_t5(require_arch(arch, self.name, _ARCH_KEYS), dropout=dropout, dtype=dtype)
+
+    def load(self, source, dropout: float = 0.0):
+        """A Hugging Face T5 folder through the weight map (with its spiece.model), else a
+        keras-hub preset folder written by flanctl."""
+        from flanctl.models.hf_io import is_hf_folder
+
+        if is_hf_folder(source):
+            from flanctl.models.hf_probe import check_tokenizer
+            from flanctl.models.t5.hf import load_hf_t5
+
+            model, tokenizer = load_hf_t5(source, dropout=dropout)
+            check_tokenizer(source, tokenizer, fix="its spiece.model is not the tokenizer its tokenizer.json describes")
+            return model, tokenizer
+        return super().load(source)
+
+    def export_hf(self, model, directory, tokenizer=None):
+        """A transformers `T5ForConditionalGeneration` folder with the same logits and ids."""
+        from flanctl.models.t5.hf import export_hf_t5
+
+        return export_hf_t5(getattr(model, "task", model), directory, tokenizer)
 
     def layout_rules(self) -> LayoutRules:
         return T5_RULES

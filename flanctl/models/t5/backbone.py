@@ -18,6 +18,18 @@ from keras_hub.src.models.t5.t5_layer_norm import T5LayerNorm
 from keras_hub.src.models.t5.t5_transformer_layer import T5TransformerLayer
 
 
+def gelu_tanh(x):
+    """GELU with the tanh approximation: T5 v1.1 / Flan-T5's feed-forward activation
+    (transformers' `gelu_new`); Keras' plain "gelu" is the exact erf form."""
+    return keras.activations.gelu(x, approximate=True)
+
+
+def feed_forward_activation(name):
+    """The activation `T5TransformerLayer` gets for a config name: "gelu_tanh" is flanctl's,
+    anything else is a Keras activation name."""
+    return gelu_tanh if name == "gelu_tanh" else name
+
+
 def _same_segment(q_seg, k_seg):
     """Bool `[B, Lq, Lk]`: same segment and neither is padding (segment 0)."""
     same = ops.equal(q_seg[:, :, None], k_seg[:, None, :])
@@ -57,6 +69,9 @@ class FlanT5Backbone(Backbone):
     bias is computed from token offsets, which equal position offsets within a contiguous
     packed example; the positions inputs are accepted for the batch contract and unused.
     Outputs: `encoder_sequence_output`, `decoder_sequence_output`.
+
+    `activation` is a Keras activation name or "gelu_tanh" (the tanh GELU of the T5 v1.1 and
+    Flan-T5 checkpoints, used when one is loaded from Hugging Face: flanctl.models.t5.hf).
     """
 
     def __init__(
@@ -91,7 +106,7 @@ class FlanT5Backbone(Backbone):
             return [
                 T5TransformerLayer(
                     is_decoder=is_decoder, hidden_dim=hidden_dim, intermediate_dim=intermediate_dim,
-                    key_value_dim=kv, dropout=dropout, activation=activation,
+                    key_value_dim=kv, dropout=dropout, activation=feed_forward_activation(activation),
                     layer_norm_epsilon=layer_norm_epsilon, num_heads=num_heads,
                     use_gated_activation=use_gated_activation, use_relative_attention_bias=(i == 0),
                     dtype=dtype, name=f"{prefix}_{i}",
