@@ -1,5 +1,5 @@
 """`flanctl data stats` and `flanctl plan` on the Flan 2022 submix format at growing sizes: rows,
-seconds, CPU, peak RSS; against today's code (the committed HEAD) in the same run.
+seconds, CPU, peak RSS; against today's code (the commit before this change) in the same run.
 
 Data: `bench/flan_synth.py` rows (exact submix columns, ~1,000 task names, the four template
 types, few-shot rows with their exemplars, ~1.5 kB a row), one Parquet file per size, kept in
@@ -9,11 +9,12 @@ and shared by both sides), palm, inputs 2048 / targets 512, packing.
 
 Each command runs as a child process, cold (fresh cache folders, fresh HF datasets cache),
 started by a small launcher that samples its process tree every 50 ms (needs psutil): peak RSS
-of the largest single process (the command or one of its tokenizing workers; ru_maxrss for the
-command) and of the whole tree (summed per sample); CPU is user+sys of the command and of every
-worker (the last sample of each). "Today" is `git archive HEAD flanctl` run from a
-temporary folder, the same spec file (it carries `columns: {task: task_name}`, so today's
-code also caps by task), measured at --old-sizes only: at 100k rows it already takes minutes.
+of the largest single process (the command or one of its tokenizing workers; ru_maxrss for
+both) and of the whole tree (summed per sample); CPU is user+sys of the command and its workers
+(its waited children, so the kernel adds them up). "Today" is the flanctl package of the commit
+before `flanctl/data/flan_source.py` was added (`git archive`), run from a temporary folder on
+the same spec file (it carries `columns: {task: task_name}`, so today's code also caps by task),
+at --old-sizes only: at 100k rows it already takes minutes.
 
     .venv/bin/python bench/data_scale.py                                    # 100k, 400k, 1.6M; today at 100k
     .venv/bin/python bench/data_scale.py --sizes 20000 80000 --old-sizes 20000   # quick
@@ -81,11 +82,11 @@ while p.poll() is None:
     time.sleep(0.05)
 ru = p.returncode
 own = os.times()
-child_cpu = own.children_user + own.children_system  # the command itself, exact
-cpu.pop(p.pid, None)
+# the command waits for its workers, so its own children's times are in here: exact
+child_cpu = own.children_user + own.children_system
 import resource
 maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-sys.stderr.write("\\nRUSAGE " + json.dumps([ru, child_cpu + sum(cpu.values()), max([maxrss] + list(rss.values())), tree]) + "\\n")
+sys.stderr.write("\\nRUSAGE " + json.dumps([ru, max(child_cpu, sum(cpu.values())), max([maxrss] + list(rss.values())), tree]) + "\\n")
 """
 
 
@@ -114,12 +115,19 @@ def train_spm(path: Path) -> None:
     train_sentencepiece(texts, path, 8000)
 
 
+def today_rev() -> str:
+    """The commit before the Flan-format source was added (its parent), else HEAD."""
+    added = subprocess.run(["git", "-C", str(ROOT), "log", "--diff-filter=A", "--format=%H", "--", "flanctl/data/flan_source.py"],
+                           capture_output=True, text=True).stdout.split()
+    return f"{added[-1]}^" if added else "HEAD"
+
+
 def old_tree(work: Path) -> Path:
-    """Today's flanctl package (the committed HEAD), unpacked once."""
+    """Today's flanctl package (the commit before this change), unpacked once."""
     dest = work / "today"
     if not (dest / "flanctl").exists():
         dest.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD", "flanctl"], check=True, capture_output=True).stdout
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", today_rev(), "flanctl"], check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     return dest
 

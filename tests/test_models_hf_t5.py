@@ -193,3 +193,11 @@ def test_apply_then_export_hf_round_trip(folder, tmp_path, apply_spec):
     assert np.abs(finetuned - hf_tiny.hf_t5_logits(folder, [enc], [dec])).max() > 1e-3  # training moved it
     diff = np.abs(finetuned - hf_tiny.hf_t5_logits(out, [enc], [dec])).max()
     assert diff < TOL, diff
+
+
+def test_load_model_without_a_plan_takes_an_hf_t5_folder(folder):
+    """`flanctl eval --checkpoint/--preset DIR` loads through load_model and family_of_model."""
+    from flanctl.models import family_of_model, load_model
+
+    model, tokenizer = load_model(str(folder))
+    assert family_of_model(model, folder).name == "t5" and tokenizer is not None

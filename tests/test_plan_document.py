@@ -208,3 +208,35 @@ def test_cli_detailed_exitcode_and_stale_apply(tmp_path):
     assert res.stderr.strip().startswith("error: stale plan:") and len(res.stderr.strip().splitlines()) == 1
     res = _cli(["plan", str(tmp_path / "missing.yaml")], tmp_path)
     assert res.returncode in (1, 2) and "missing.yaml" in res.stderr
+
+
+def test_plan_of_an_earlier_version_asks_to_replan(tmp_path):
+    """A plan.json written by flanctl before the typed plan (schema 1, an untyped dict) is
+    refused with one line that says what to do; the run diff still reads its spec."""
+    from flanctl.plan.document import saved_spec
+
+    plan = plan_for(tmp_path)
+    old = plan.document()
+    old["schema_version"] = 1
+    old.pop("model")
+    old["train"] = old["spec"]["train"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    with pytest.raises(FlanctlError, match=r"old.json: plan schema version 1 is from another flanctl version .*run `flanctl plan SPEC` again") as exc:
+        load_plan(path)
+    assert "\n" not in str(exc.value)
+    assert saved_spec(path) == plan.spec.model_dump(mode="json")
+
+
+def test_resolved_model_is_decided_once_with_absolute_paths(tmp_path):
+    (tmp_path / "tok").mkdir()
+    text = TINY.replace("model: {family: palm, size: tiny}",
+                        "model: {family: t5, size: tiny, tokenizer: {kind: sentencepiece, path: tok/spm.model}}")
+    text = text.replace("eval: {suites: [builtin, bbh], limit: 5}", "eval: {suites: [builtin], data_dir: data}")
+    plan = plan_for(tmp_path, text)
+    m = plan.model
+    assert (m.family, m.encoder_decoder, m.packed) == ("t5", True, True)
+    assert m.tokenizer.path == str((tmp_path / "tok" / "spm.model").resolve())
+    assert plan.eval_data_dir == str((tmp_path / "data").resolve())
+    assert plan.spec.train.precision == "float32" and plan.backend == "jax"
+    assert load_plan(save_plan(plan, tmp_path / "p.json")).model == m

@@ -136,3 +136,22 @@ def test_several_processes_refuse_instead_of_setting_aside(run_with_two):
     assert str(info.value) == (f"{run.checkpoint_path(2)}: checkpoint file variables.npz does not match its checksum (truncated or "
                                "changed); move step_2 out of checkpoints/ to resume from the one before")
     assert [s for s, _ in run.checkpoints()] == [1, 2]
+
+
+def test_truncated_export_is_one_line_naming_the_folder(tmp_path):
+    from flanctl.evals.model_source import load_predictor
+    from flanctl.models import build_model, save_preset
+
+    arch = {"num_layers": 1, "hidden_dim": 16, "num_heads": 2, "num_kv_heads": 1, "head_dim": 8, "ffn_dim": 32,
+            "vocab_size": 259, "max_sequence_length": 64}
+    export = tmp_path / "export"
+    save_preset(build_model(arch, "palm"), export, tokenizer=None)
+    weights = export / "model.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    before = _digests(export)
+    with pytest.raises(FlanctlError) as info:
+        load_predictor(checkpoint=str(export))
+    message = str(info.value)
+    assert message.startswith(f"{export}: the saved model does not load (OSError: Unable to synchronously open file")
+    assert message.endswith("; the folder is damaged or incomplete: restore it, or evaluate a checkpoint with --checkpoint DIR")
+    assert "\n" not in message and _digests(export) == before

@@ -389,3 +389,54 @@ def test_resume_truncation_skips_damaged_metrics_lines(tmp_path):
     path.write_bytes(b'{"step": 1, "loss": 2.0}\n\xff\xfe garbage\n{"step": "two"}\n[1]\n{"step": 2, "loss": 1.5}\n{"step": 9, "loss": 1.0}\n{"st')
     truncate_metrics(path, 5)
     assert path.read_text() == '{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n'
+
+
+# ----------------------------------------------------------------------------- more of the same kinds
+
+
+def test_atomic_write_refuses_a_socket(tmp_path):
+    import socket
+
+    path = tmp_path / "s.sock"
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.bind(str(path))
+        with pytest.raises(FlanctlError) as info:
+            write_text_atomic(path, "x")
+    finally:
+        sock.close()
+    assert str(info.value) == f"{path}: is a socket, not a regular file; flanctl writes only files here, choose another path"
+    assert stat.S_ISSOCK(path.lstat().st_mode)
+
+
+def test_plan_out_under_a_file(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    (tmp_path / "afile").write_text("keep")
+    before = tree(tmp_path)
+    res = cli(tmp_path, "plan", "tiny.yaml", "--out", "afile/plan.json")
+    assert (res.returncode, res.stderr) == (1, "error: afile/plan.json: cannot write here (Not a directory); choose another path\n")
+    assert tree(tmp_path) == before
+
+
+def test_state_file_that_is_a_directory(tmp_path):
+    run = RunDir(tmp_path / "r")
+    run.state_path.mkdir(parents=True)
+    with pytest.raises(FlanctlError) as info:
+        run.read_state()
+    assert str(info.value) == f"{run.state_path}: cannot read the state file (Is a directory); make it a readable file or delete it"
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("evals/mgsm.json", b'{"suite": "mgsm", "score": \xff}', "{p}: not UTF-8 text; re-run the step that wrote it"),
+    ("spec.yaml", b"name: \xff\n", "{p}: spec.yaml is not UTF-8 text; re-run `flanctl apply` to rewrite it"),
+    ("plan.json", b'{"run": "\xff"}', "{p}: not UTF-8 text; re-run `flanctl apply` to rewrite it"),
+])
+def test_report_on_damaged_run_files(tmp_path, name, content, message):
+    run = tmp_path / "runs" / "r"
+    (run / "evals").mkdir(parents=True)
+    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n')
+    (run / name).write_bytes(content)
+    before = tree(tmp_path)
+    res = cli(tmp_path, "report", str(run), "--out", str(tmp_path / "rep"))
+    assert (res.returncode, res.stderr) == (1, "error: " + message.replace("{p}", str(run / name)) + "\n")
+    assert tree(tmp_path) == before

@@ -79,6 +79,7 @@ def apply_plan(
                     _raise_if(stop)
                     run.update_state(status="running")
                 metrics = stages.train(plan, run)
+                _raise_if(stop)  # a Ctrl-C swallowed while the job was set up
                 final = run.read_state()
                 run.update_state(status="trained", step=final.get("step", steps), metrics=metrics)
                 if stages.evaluate is not None:

@@ -71,14 +71,31 @@ def load_predictor(plan: Plan | None = None, run_dir: Path | None = None, checkp
     setup_process(plan.backend if plan is not None else None)
     if plan is not None:
         family = _plan_family(plan)
-        model, tokenizer = family.load(str(source))
+        model, tokenizer = _load_local(source, family.load)
         tokenizer = tokenizer or plan_tokenizer(plan)
     else:
         from flanctl.models import family_of_model, load_model
 
-        model, tokenizer = load_model(str(source))
+        model, tokenizer = _load_local(source, load_model)
         family = family_of_model(model, source if isinstance(source, Path) else None)
     return family.engine(model, tokenizer, batch_size=batch_size), str(source)
+
+
+def _load_local(source: str | Path, load):
+    """`load(str(source))`; a local folder whose files do not load (truncated weights, a
+    config that is not JSON) is one line naming the folder instead of the loader's exception."""
+    import zipfile
+
+    try:
+        return load(str(source))
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        if not isinstance(source, Path):
+            raise
+        detail = (str(exc).splitlines() or [""])[0][:120]
+        raise FlanctlError(
+            f"{source}: the saved model does not load ({type(exc).__name__}: {detail}); the folder is damaged or incomplete: "
+            "restore it, or evaluate a checkpoint with --checkpoint DIR"
+        ) from None
 
 
 def initial_predictor(plan: Plan):

@@ -72,6 +72,21 @@ def export_preset(model, directory, family: str, tokenizer=None) -> Path:
     return directory
 
 
+def _hf_t5_folder(local: Path):
+    """`(model, tokenizer)` of a Hugging Face T5 folder (keras-hub has no T5 converter, so
+    flanctl's weight map loads it as its packed t5), or None for anything else."""
+    from flanctl.models.hf_io import hf_config
+
+    config = hf_config(local) if local.is_dir() else None
+    from flanctl.models.t5.hf import SUPPORTED_MODEL_TYPES
+
+    if config is None or config.get("model_type") not in SUPPORTED_MODEL_TYPES:
+        return None
+    from flanctl.models.families import get_family
+
+    return get_family("t5").load(str(local))
+
+
 def load_preset(path_or_preset: str | os.PathLike):
     """Open a preset and return `(task model, tokenizer or None)`.
 
@@ -88,6 +103,9 @@ def load_preset(path_or_preset: str | os.PathLike):
 
     src = str(path_or_preset)
     local = Path(src)
+    t5 = _hf_t5_folder(local)
+    if t5 is not None:
+        return t5
     if local.exists() and not (local / "config.json").is_file():
         raise FlanctlError(f"{src}: not a keras-hub preset directory (no config.json); pass a directory written by save_to_preset")
     if not local.exists() and ("/" in src or src.startswith(".")) and "://" not in src:

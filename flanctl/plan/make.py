@@ -36,7 +36,8 @@ def _absolute(path: str | None, base_dir: Path) -> str | None:
     if not path:
         return None
     local = Path(path) if Path(path).is_absolute() else base_dir / path
-    if local.exists() or "://" not in path and ("/" in path or path.startswith(".") or Path(path).suffix):
+    looks_local = "://" not in path and ("/" in path or path.startswith(".") or bool(Path(path).suffix))
+    if local.exists() or looks_local:
         return str(local.resolve())
     return path
 
@@ -88,9 +89,12 @@ def _hf_checkpoint(model, base_dir: Path) -> PresetInfo | None:
 
 
 def lora_trainable_params(spec: Any, arch: dict | None, encoder_decoder: bool) -> int | None:
-    """Parameters `train.lora` trains: rank * (in + out) per adapted projection, in every
-    attention block (T5: encoder self, decoder self and cross attention; decoder-only: one per
-    layer, keys and values over the kv heads). None without LoRA or without the numbers."""
+    """Parameters `train.lora` trains, as Keras' LoRA layers shape them (A: the kernel's shape
+    but its last axis -> rank; B: rank -> the last axis), in every attention block. T5's
+    projections are Dense [d, heads*head_dim]: rank * (d + heads*head_dim), in the encoder self,
+    decoder self and cross attention. Decoder-only projections are EinsumDense
+    [d, heads, head_dim] (keys and values over the kv heads): rank * (d*heads + head_dim).
+    None without LoRA or without the numbers."""
     lora = spec.train.lora
     if lora is None or not arch:
         return None
@@ -105,7 +109,8 @@ def lora_trainable_params(spec: Any, arch: dict | None, encoder_decoder: bool) -
         width = {"query": heads * h, "key": heads * h, "value": heads * h}
     else:
         blocks = arch["num_layers"]
-        width = {"query": heads * h, "key": kv * h, "value": kv * h}
+        per = {"query": d * heads + h, "key": d * kv + h, "value": d * kv + h}
+        return blocks * sum(lora.rank * per[t] for t in dict.fromkeys(lora.targets))
     return blocks * sum(lora.rank * (d + width[t]) for t in dict.fromkeys(lora.targets))
 
 
@@ -214,7 +219,7 @@ def make_plan(
             notes.append(f"mixture: realized counts unavailable ({exc})")
     evals = eval_section(spec, notes)
     if spec.eval.data_dir:
-        evals["data_dir"] = _absolute(spec.eval.data_dir, base_dir) or spec.eval.data_dir
+        evals["data_dir"] = str((base_dir / spec.eval.data_dir).resolve())  # always a local folder
     arch, params = resolved.architecture, resolved.params
     plan = Plan(
         flanctl_version=__version__,

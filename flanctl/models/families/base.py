@@ -75,8 +75,10 @@ class ModelFamily(ABC):
 
         return abstract_param_count(lambda: self.build(arch))
 
-    def load(self, source) -> tuple[object, object | None]:
-        """`(task model, tokenizer or None)` from a preset directory or keras-hub handle."""
+    def load(self, source, dropout: float = 0.0) -> tuple[object, object | None]:
+        """`(task model, tokenizer or None)` from a preset directory or keras-hub handle.
+        `dropout` applies where the family builds the model itself (a Hugging Face T5 folder);
+        a saved preset keeps the dropout it was saved with."""
         from flanctl.models.preset_io import load_preset
 
         return load_preset(source)
