@@ -86,7 +86,8 @@ own = os.times()
 child_cpu = own.children_user + own.children_system
 import resource
 maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-sys.stderr.write("\\nRUSAGE " + json.dumps([ru, max(child_cpu, sum(cpu.values())), max([maxrss] + list(rss.values())), tree]) + "\\n")
+busy = sorted((round(v, 1) for v in cpu.values() if v >= 1.0), reverse=True)
+sys.stderr.write("\\nRUSAGE " + json.dumps([ru, max(child_cpu, sum(cpu.values())), max([maxrss] + list(rss.values())), tree, busy]) + "\\n")
 """
 
 
@@ -99,10 +100,11 @@ def measure(cmd: list[str], env: dict, cwd: Path) -> dict:
     wall = time.perf_counter() - t0
     err = err.decode()
     line = [x for x in err.splitlines() if x.startswith("RUSAGE ")]
-    code, cpu, maxrss, tree = json.loads(line[-1][7:]) if line else (proc.returncode, 0.0, 0, 0)
+    code, cpu, maxrss, tree, busy = json.loads(line[-1][7:]) if line else (proc.returncode, 0.0, 0, 0, [])
     if code != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({code}):\n{err[-3000:]}")
-    return {"wall_s": wall, "cpu_s": cpu, "maxrss_mb": maxrss / 2**20, "tree_peak_mb": tree / 2**20, "stdout": out.decode()}
+    return {"wall_s": wall, "cpu_s": cpu, "maxrss_mb": maxrss / 2**20, "tree_peak_mb": tree / 2**20, "busy": busy,
+            "stdout": out.decode()}
 
 
 def train_spm(path: Path) -> None:
@@ -167,7 +169,8 @@ def run_size(rows: int, work: Path, spm: Path, old: bool, results: list) -> None
             row = {"rows": rows, "side": side, "what": what, "kept": kept, **{k: v for k, v in m.items() if k != "stdout"}}
             results.append(row)
             print(f"{rows:>9,} {side:>5} {what:<18} kept {kept or 0:>9,}  wall {m['wall_s']:8.1f} s  cpu {m['cpu_s']:8.1f} s "
-                  f"(x{m['cpu_s'] / m['wall_s']:.2f})  maxrss {m['maxrss_mb']:7.0f} MB  tree peak {m['tree_peak_mb']:7.0f} MB", flush=True)
+                  f"(x{m['cpu_s'] / m['wall_s']:.2f})  maxrss {m['maxrss_mb']:7.0f} MB  tree peak {m['tree_peak_mb']:7.0f} MB  "
+                  f"CPU-s per busy process {m['busy']}", flush=True)
         shutil.rmtree(run / "hf", ignore_errors=True)
         shutil.rmtree(run / "cache", ignore_errors=True)
 

@@ -86,3 +86,16 @@ def test_a_new_suite_needs_one_class_and_one_registry_line(monkeypatch, tmp_path
     preds = tmp_path / "p.jsonl"
     preds.write_text('{"id": "echo-2", "prediction": "2"}\n')
     assert score_predictions("echo", preds, None)["tasks"] == {"echo": pytest.approx(100 / 3)}
+
+
+def test_a_headline_over_no_headline_task_is_no_data_not_zero():
+    """TyDiQA's headline excludes English: a data dir with only English has nothing to average."""
+    import pytest
+
+    from flanctl.errors import FlanctlError
+    from flanctl.evals.suites import make_suite
+
+    tydiqa = make_suite("tydiqa")
+    with pytest.raises(FlanctlError, match="tydiqa: no data for the headline"):
+        tydiqa.headline({"en": 80.0})
+    assert tydiqa.headline({"en": 80.0, "fi": 40.0}) == 40.0

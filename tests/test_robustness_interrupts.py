@@ -126,10 +126,12 @@ def test_interrupted_run_resumes_and_a_second_ctrl_c_exits_at_once(tmp_path, env
     # a boundary; test_second_ctrl_c_exits_at_once pins the second one down.
     assert "interrupted again: training stopped at once" in err or "interrupted at step" in err
     assert "Traceback" not in err
-    again = subprocess.run([sys.executable, "-m", "flanctl.cli", "apply", spec, "--set", f"train.steps={n + 6}"], cwd=tmp_path,
+    m = max(int(p.name[5:]) for p in (run / "checkpoints").glob("step_*"))
+    again = subprocess.run([sys.executable, "-m", "flanctl.cli", "apply", spec, "--set", f"train.steps={m + 3}"], cwd=tmp_path,
                            env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert state(run)["status"] == "completed" and state(run)["step"] == n + 6
+    assert f"resuming from step {m}" in again.stderr + again.stdout
+    assert state(run)["status"] == "completed" and state(run)["step"] == m + 3
 
 
 def test_ctrl_c_in_the_before_finetuning_eval(tmp_path, env):

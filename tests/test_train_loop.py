@@ -150,11 +150,9 @@ def test_sigkill_mid_training_then_resume_equals_uninterrupted(tmp_path, capsys)
     plan = make_plan(tmp_path, name="killed", steps=40, ckpt=5, dropout=0.05)
     run = RunDir(plan.run.dir)
     run.root.mkdir(parents=True)
-    plan_file = tmp_path / "plan.json"
-    plan_file.write_text(json.dumps(plan.document()))
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
-    proc = subprocess.Popen([sys.executable, "-m", "flanctl.train.worker", str(plan_file), str(run.root)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    plan_file = plan.save(tmp_path / "plan.json")
+    proc = subprocess.Popen([sys.executable, "-m", "flanctl.apply.worker", str(plan_file), str(run.root)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     while not run.checkpoints() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)

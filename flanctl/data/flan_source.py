@@ -361,6 +361,29 @@ def pc_fill(col, value: str):
     return pc.fill_null(col, value) if col.null_count else col
 
 
+def _column_batches(source: FlanSource, fields: tuple[str, ...]):
+    """(first global row, table of `fields`) over the whole source, in order: a Parquet file is
+    opened once and read in batches of its columns, Arrow files unit by unit."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not fields:
+        return
+    row = 0
+    for p, part in enumerate(source.parts):
+        if part.kind == "parquet":
+            mapping = {f: source.columns[f] for f in fields}
+            with pq.ParquetFile(part.path) as pf:
+                for batch in pf.iter_batches(batch_size=UNIT_ROWS, columns=list(dict.fromkeys(mapping.values()))):
+                    yield row, pa.table({f: batch.column(c) for f, c in mapping.items()})
+                    row += batch.num_rows
+        else:
+            for u in range(len(part.unit_rows)):
+                table = source.read_unit(p, u, fields)
+                yield row, table
+                row += table.num_rows
+
+
 def flan_index(source: FlanSource, cache_dir: Path, default_task: str) -> FlanIndex:
     """The source's task/type index: from the cache, or read from the two columns and cached."""
     key = hashlib.sha256(f"{INDEX_VERSION}:{source.fingerprint}:{default_task}".encode()).hexdigest()[:20]
@@ -379,15 +402,12 @@ def flan_index(source: FlanSource, cache_dir: Path, default_task: str) -> FlanIn
     types: dict[str, int] = {t: i for i, t in enumerate(TEMPLATE_TYPES)}
     has_task = bool(source.column("task"))
     fields = tuple(f for f in ("task", "template_type") if source.column(f))
-    starts = source.unit_starts
-    for u, (p, unit) in enumerate(source.unit_list()):
-        lo, hi = int(starts[u]), int(starts[u + 1])
-        table = source.read_unit(p, unit, fields) if fields else None
+    for lo, table in _column_batches(source, fields):
+        hi = lo + table.num_rows
         if has_task:
             task[lo:hi] = _codes(pc_fill(table.column("task"), default_task), names)
         if source.column("template_type"):
-            col = table.column("template_type")
-            codes = _codes(pc_fill(col, ""), types)
+            codes = _codes(pc_fill(table.column("template_type"), ""), types)
             codes[codes >= OTHER_TYPE] = OTHER_TYPE  # a value outside the four known types is "other"
             ttype[lo:hi] = codes.astype(np.int8)
     if not has_task:

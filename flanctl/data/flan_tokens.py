@@ -247,6 +247,9 @@ def _claim(shard: Path) -> bool:
         return _claim(shard)
     with os.fdopen(fd, "w") as f:
         json.dump({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}, f)
+    if shard.exists():  # finished by another process between our look and our claim
+        lock.unlink(missing_ok=True)
+        return False
     return True
 
 

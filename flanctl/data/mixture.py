@@ -109,7 +109,10 @@ def _effective_source(coll, catalog):
 
 
 def _type_weights(formats: dict[str, float]) -> tuple[np.ndarray, str | None]:
-    """Weights of the four template types (then 'other') from the template mix."""
+    """Weights of the four template types (then 'other') from the template mix.
+
+    A row whose template_type is none of the four ('other') gets the mean of the weights in use:
+    it is kept, not silently dropped, whenever any type is wanted."""
     from flanctl.data.flan_source import TEMPLATE_TYPES, TYPE_FORMAT
 
     w = np.asarray([formats.get(TYPE_FORMAT[t], 0.0) for t in TEMPLATE_TYPES] + [0.0], dtype=np.float64)
@@ -121,6 +124,7 @@ def _type_weights(formats: dict[str, float]) -> tuple[np.ndarray, str | None]:
 
 def _flan_tasks(coll, source, catalog, formats, coll_cap, wanted, excluded, base_dir, cache_dir, seed, notes, allow_network):
     """TaskPlans of a Flan-format source (None when the source is not in that format)."""
+    from flanctl.data.flan_source import flan_index, water_fill
     from flanctl.data.flan_tokens import FlanTaskRef, task_examples
     from flanctl.data.sources import open_flan
 
@@ -128,8 +132,6 @@ def _flan_tasks(coll, source, catalog, formats, coll_cap, wanted, excluded, base
                      tasks=sorted(wanted) if wanted is not None else None, exclude=tuple(sorted(excluded)))
     if fsrc is None:
         return None
-    from flanctl.data.flan_source import flan_index
-
     index = flan_index(fsrc, cache_dir, coll.name)
     if not index.has_task_column and fsrc.num_rows >= 1000:
         notes.append(f"collection {coll.name}: {fsrc.num_rows:,} rows and no task column ('{source.columns.get('task', 'task_name')}'): "
@@ -154,8 +156,6 @@ def _flan_tasks(coll, source, catalog, formats, coll_cap, wanted, excluded, base
             dropped += int(counts[code].sum() > 0)
             continue
         size = min(usable, coll_cap) if coll_cap else usable
-        from flanctl.data.flan_source import water_fill
-
         ref = FlanTaskRef(index, code, water_fill(avail, weights, size), group)
         tasks.append(TaskPlan(name, coll.name, source.kind, usable, size, coll_cap, 0.0, formats, None,
                               f"{fsrc.fingerprint}:{name}", load=(lambda ref=ref: task_examples(ref, seed)), flan=ref))

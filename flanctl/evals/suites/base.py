@@ -163,7 +163,14 @@ class Suite:
         return {t: 100.0 * mean(v) for t, v in sorted(per_task.items())}
 
     def headline(self, tasks: dict[str, float]) -> float:
+        """The mean over the headline tasks; an error when none was scored (an aggregate over
+        nothing is "no data", never 0)."""
         keys = [t for t in tasks if self.headline_tasks is None or t in self.headline_tasks]
+        if tasks and not keys:
+            raise FlanctlError(
+                f"{self.name}: no data for the headline: none of its tasks ({', '.join(sorted(self.headline_tasks or ()))}) "
+                f"was scored (found only {', '.join(sorted(tasks))}); add their files to the data dir"
+            )
         return mean(tasks[t] for t in keys)
 
     @staticmethod
