@@ -18,6 +18,7 @@ at --old-sizes only: at 100k rows it already takes minutes.
 
     .venv/bin/python bench/data_scale.py                                    # 100k, 400k, 1.6M; today at 100k
     .venv/bin/python bench/data_scale.py --sizes 20000 80000 --old-sizes 20000   # quick
+    .venv/bin/python bench/data_scale.py --plan-only                         # plan only, all sizes
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def old_tree(work: Path) -> Path:
     return dest
 
 
-def run_size(rows: int, work: Path, spm: Path, old: bool, results: list) -> None:
+def run_size(rows: int, work: Path, spm: Path, old: bool, results: list, plan_only: bool = False) -> None:
     import flan_synth
 
     data = work / f"submix-{rows}.parquet"
@@ -157,7 +158,7 @@ def run_size(rows: int, work: Path, spm: Path, old: bool, results: list) -> None
         assert check.startswith(str(code)), f"{side} imported {check}, not {code}"
         steps = [("plan (cold)", ["plan", str(spec), "--json", "--out", str(run / "plan.json")]),
                  ("plan (warm)", ["plan", str(spec), "--json", "--out", str(run / "plan.json")]),
-                 ("data stats (cold)", ["data", "stats", str(spec), "--json"])]
+                 ("data stats (cold)", ["data", "stats", str(spec), "--json"])][:2 if plan_only else 3]
         for what, args in steps:
             m = measure(py + args, env, run)
             kept = None
@@ -208,6 +209,7 @@ def main() -> None:
     ap.add_argument("--old-sizes", type=int, nargs="*", default=[100_000], help="sizes at which today's code also runs")
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "flanctl-bench-scale"))
     ap.add_argument("--json", help="also write the measurements here")
+    ap.add_argument("--plan-only", action="store_true", help="measure `plan` only (seconds)")
     a = ap.parse_args()
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -217,7 +219,7 @@ def main() -> None:
     print(f"# cores: {len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.1f}", flush=True)
     results: list = []
     for rows in a.sizes:
-        run_size(rows, work, spm, rows in a.old_sizes, results)
+        run_size(rows, work, spm, rows in a.old_sizes, results, a.plan_only)
     summary(results)
     print(f"# load average at the end {os.getloadavg()[0]:.1f}")
     if a.json:

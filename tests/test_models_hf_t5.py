@@ -201,3 +201,25 @@ def test_load_model_without_a_plan_takes_an_hf_t5_folder(folder):
 
     model, tokenizer = load_model(str(folder))
     assert family_of_model(model, folder).name == "t5" and tokenizer is not None
+
+
+def test_plan_resolves_hf_handles_from_the_local_cache(folder, tmp_path, monkeypatch):
+    import shutil
+
+    from flanctl.errors import SpecError
+    from flanctl.plan import make_plan
+    from flanctl.spec import load_spec
+
+    cache = tmp_path / "hub"
+    repo = cache / "models--google--tiny-t5"
+    shutil.copytree(folder, repo / "snapshots" / "abc123")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    spec = tmp_path / "hub.yaml"
+    spec.write_text(SPEC.format(ckpt=folder).replace(f"checkpoint: {folder}", "checkpoint: hf://google/tiny-t5"))
+    plan = make_plan(load_spec(spec), runs_root=tmp_path / "runs")
+    assert plan.model.checkpoint == str(repo / "snapshots" / "abc123") and plan.model.params
+    spec.write_text(spec.read_text().replace("hf://google/tiny-t5", "hf://google/not-downloaded"))
+    with pytest.raises(SpecError, match="not in the local Hugging Face cache"):
+        make_plan(load_spec(spec), runs_root=tmp_path / "runs")

@@ -240,3 +240,25 @@ def test_resolved_model_is_decided_once_with_absolute_paths(tmp_path):
     assert plan.eval_data_dir == str((tmp_path / "data").resolve())
     assert plan.spec.train.precision == "float32" and plan.backend == "jax"
     assert load_plan(save_plan(plan, tmp_path / "p.json")).model == m
+
+
+def test_a_field_added_later_is_no_change_when_it_holds_its_default(tmp_path):
+    """A run recorded before `source.format` existed is not invalidated by the new default."""
+    (tmp_path / "tasks.jsonl").write_text('{"inputs": "1+1", "targets": "2"}\n')
+    text = TINY.replace(
+        "    - {name: builtin, proportion: 1.0, cap: 50}",
+        "    - {name: mine, proportion: 1.0, user_tasks: [{name: add, source: {kind: local, path: tasks.jsonl}}]}",
+    )
+    plan = plan_for(tmp_path, text)
+    old = plan.document()
+    source = old["spec"]["mixture"]["collections"][0]["user_tasks"][0]["source"]
+    for added in ("format", "streaming"):
+        assert added in source
+        source.pop(added)
+    run = RunDir(plan.run.dir)
+    run.root.mkdir(parents=True)
+    run.plan_path.write_text(json.dumps(old))
+    run.write_state({"status": "completed", "step": 20})
+    (run.checkpoints_dir / "step_20").mkdir(parents=True)
+    diff = plan_for(tmp_path, text).run.diff
+    assert diff["action"] == "none" and diff["changes"] == []

@@ -82,9 +82,9 @@ def _hf_t5_folder(local: Path):
 
     if config is None or config.get("model_type") not in SUPPORTED_MODEL_TYPES:
         return None
-    from flanctl.models.families import get_family
+    from flanctl.models.t5.hf import load_checked
 
-    return get_family("t5").load(str(local))
+    return load_checked(local)
 
 
 def load_preset(path_or_preset: str | os.PathLike):

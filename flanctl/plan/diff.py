@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from flanctl.plan.document import saved_spec
+from flanctl.spec.models import Spec
 from flanctl.runs.run_dir import RunDir
 
 #: Spec paths (prefixes) whose change invalidates an existing checkpoint, with the reason.
@@ -55,6 +58,16 @@ def spec_changes(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any
     return changes
 
 
+def _with_defaults(old_spec: dict[str, Any]) -> dict[str, Any]:
+    """A run's recorded spec with the current schema's defaults filled in, so that a field added
+    in a later version (e.g. `source.format`) is not a change when it holds its default. A
+    recorded spec the schema no longer accepts is compared as written."""
+    try:
+        return Spec.model_validate(old_spec).model_dump(mode="json")
+    except ValidationError:
+        return old_spec
+
+
 def run_diff(run: RunDir, new_spec: dict[str, Any], steps: int) -> dict[str, Any]:
     """The plan's `run.diff`: what apply will do to `run` given the new resolved spec."""
     state = run.read_state()
@@ -65,7 +78,7 @@ def run_diff(run: RunDir, new_spec: dict[str, Any], steps: int) -> dict[str, Any
     if not isinstance(old_spec, dict):
         # plan.json lost or unreadable: the resolved spec.yaml beside it says the same.
         old_spec = _recorded_spec_yaml(run)
-    changes = spec_changes(old_spec, new_spec) if isinstance(old_spec, dict) else []
+    changes = spec_changes(_with_defaults(old_spec), new_spec) if isinstance(old_spec, dict) else []
     latest = run.latest_checkpoint()
     step = max(int(state.get("step", 0) or 0), latest[0] if latest else 0)
     invalid = [c for c in changes if c["invalidates"]]

@@ -20,7 +20,7 @@ from flanctl.plan.evals import eval_section
 from flanctl.plan.inputs import local_inputs
 from flanctl.plan.memory import memory_section
 from flanctl.plan.mixture import mixture_section
-from flanctl.plan.presets import PresetInfo, read_preset
+from flanctl.plan.presets import PresetInfo, hf_cache_folder, read_preset
 from flanctl.runs.run_dir import RunDir
 
 
@@ -114,9 +114,22 @@ def lora_trainable_params(spec: Any, arch: dict | None, encoder_decoder: bool) -
     return blocks * sum(lora.rank * (d + width[t]) for t in dict.fromkeys(lora.targets))
 
 
+def _local_checkpoint(model: Any) -> Any:
+    """`model` with an `hf://org/name` checkpoint of a formula family (t5) replaced by its
+    folder in the local Hugging Face cache; keras-hub resolves a preset's `hf://` itself."""
+    if not (model.checkpoint or "").startswith("hf://") or not family_facts(model.family).has_formula:
+        return model
+    folder = hf_cache_folder(model.checkpoint)
+    if folder is None:
+        repo = model.checkpoint[len("hf://"):].partition("@")[0]
+        raise SpecError(f"model.checkpoint: {model.checkpoint} is not in the local Hugging Face cache; "
+                        f"download it first (`hf download {repo}`) or give its folder")
+    return model.model_copy(update={"checkpoint": str(folder)})
+
+
 def resolve_model(spec: Any, base_dir: Path, notes: list[str]) -> ResolvedModel:
     """The model section of the plan: family facts, architecture, counts, kind, paths."""
-    model = spec.model
+    model = _local_checkpoint(spec.model)
     family, size = model.family, model.size
     facts = family_facts(family)
     hf = _hf_checkpoint(model, base_dir)
@@ -215,6 +228,8 @@ def make_plan(
     if realize is not None:
         try:
             mixture["realized"] = realize(spec, base_dir)
+            # e.g. "collection niv2: 12,000 rows and no task column" (the data room's own notes)
+            notes.extend(n for n in (mixture["realized"] or {}).get("notes", []) if n.startswith("collection "))
         except FlanctlError as exc:
             notes.append(f"mixture: realized counts unavailable ({exc})")
     evals = eval_section(spec, notes)

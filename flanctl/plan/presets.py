@@ -16,6 +16,7 @@ the exact parameter count from the safetensors headers (8-byte length + JSON; no
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -259,3 +260,19 @@ def read_hf_folder(folder: Path, config: dict[str, Any]) -> PresetInfo:
     except (OSError, ValueError) as exc:
         info.problem = f"{folder}: Hugging Face folder will not load: {exc}"
     return info
+
+
+def hf_cache_folder(handle: str) -> Path | None:
+    """The local snapshot of an `hf://org/name[@revision]` handle in the Hugging Face cache
+    ($HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub), or None when it is not
+    there. Read from the cache's layout (models--org--name/refs, snapshots/<commit>): no network."""
+    if not handle.startswith("hf://"):
+        return None
+    repo, _, revision = handle[len("hf://"):].partition("@")
+    cache = os.environ.get("HF_HUB_CACHE") or os.path.join(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface", "hub")
+    root = Path(cache) / ("models--" + repo.strip("/").replace("/", "--"))
+    revision = revision or "main"
+    ref = root / "refs" / revision
+    commit = ref.read_text(encoding="utf-8").strip() if ref.is_file() else revision
+    folder = root / "snapshots" / commit
+    return folder if (folder / "config.json").is_file() else None

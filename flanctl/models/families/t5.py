@@ -52,12 +52,9 @@ class T5Family(ModelFamily):
         from flanctl.models.hf_io import is_hf_folder
 
         if is_hf_folder(source):
-            from flanctl.models.hf_probe import check_tokenizer
-            from flanctl.models.t5.hf import load_hf_t5
+            from flanctl.models.t5.hf import load_checked
 
-            model, tokenizer = load_hf_t5(source, dropout=dropout)
-            check_tokenizer(source, tokenizer, fix="its spiece.model is not the tokenizer its tokenizer.json describes")
-            return model, tokenizer
+            return load_checked(source, dropout=dropout)
         return super().load(source)
 
     def export_hf(self, model, directory, tokenizer=None):

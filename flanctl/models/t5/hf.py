@@ -151,6 +151,16 @@ def load_hf_t5(folder, dropout: float = 0.0, dtype=None):
     return model, hf_tokenizer(folder)
 
 
+def load_checked(folder, dropout: float = 0.0, dtype=None):
+    """`load_hf_t5`, then the tokenizer probe: spiece.model must give the ids the folder's own
+    transformers tokenizer gives (flanctl.models.hf_probe)."""
+    from flanctl.models.hf_probe import check_tokenizer
+
+    model, tokenizer = load_hf_t5(folder, dropout=dropout, dtype=dtype)
+    check_tokenizer(folder, tokenizer, fix="its spiece.model is not the tokenizer its tokenizer.json describes")
+    return model, tokenizer
+
+
 def hf_tokenizer(folder: Path):
     """flanctl's SentencePiece tokenizer over the folder's `spiece.model`, or None."""
     spm = Path(folder) / "spiece.model"
