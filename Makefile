@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow scaling bench clean
+.PHONY: install demo pretrain test test-slow scaling bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,9 @@ demo: $(STAMP)
 	$(BIN)/flanctl plan examples/quickstart.yaml
 	$(BIN)/flanctl apply examples/quickstart.yaml
 	$(BIN)/flanctl eval --suite builtin
+
+pretrain: $(STAMP)
+	$(BIN)/flanctl apply examples/pretrain.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 tests

@@ -262,3 +262,16 @@ def test_a_field_added_later_is_no_change_when_it_holds_its_default(tmp_path):
     (run.checkpoints_dir / "step_20").mkdir(parents=True)
     diff = plan_for(tmp_path, text).run.diff
     assert diff["action"] == "none" and diff["changes"] == []
+
+
+def test_lora_plan_counts_gradients_optimizer_and_flops_for_the_adapters_only(tmp_path):
+    full = plan_for(tmp_path)
+    lora = plan_for(tmp_path, overrides=["train.lora={rank: 4, targets: [query, value]}"])
+    n, t = lora.model.params, lora.model.trainable_params
+    assert full.model.trainable_params == full.model.params == n and 0 < t < n / 10
+    p_bytes = 4  # model.precision float32
+    assert lora.memory["terms"]["gradients"] == pytest.approx(t * p_bytes)
+    assert lora.memory["terms"]["params"] == full.memory["terms"]["params"]
+    assert lora.memory["terms"]["optimizer"] < full.memory["terms"]["optimizer"]
+    assert lora.compute["finetune_flops"] == pytest.approx(full.compute["finetune_flops"] * (4 + 2 * t / n) / 6)
+    assert "LoRA" in lora.compute["flops_method"]

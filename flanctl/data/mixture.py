@@ -41,6 +41,7 @@ class TaskPlan:
     source_fingerprint: str
     load: Callable[[], list[Example]] = field(repr=False, default=lambda: [])
     flan: object | None = field(repr=False, default=None)  # FlanTaskRef: pre-rendered rows, used as they are
+    text: bool = False  # raw text documents (in `inputs`) for a pretraining objective, not (inputs, targets) pairs
 
 
 @dataclass
@@ -184,6 +185,7 @@ def realize(spec, base_dir: str | Path, allow_network: bool = True) -> RealizedM
     if total <= 0:
         raise FlanctlError("mixture.collections: proportions sum to 0; give at least one collection a positive proportion")
     notes = []
+    text_mode = getattr(spec.train, "objective", "instruction") != "instruction"
     if abs(total - 1) > 1e-6:
         if not mix.normalize:
             raise FlanctlError(f"mixture.collections: proportions sum to {total:g}, not 1; fix them or set mixture.normalize: true")
@@ -197,65 +199,70 @@ def realize(spec, base_dir: str | Path, allow_network: bool = True) -> RealizedM
         catalog = _catalog_collection(coll.name)
         coll_cap = coll.cap or (catalog.cap if catalog is not None and catalog.cap else None)
         formats = _format_mix(coll, catalog)
-        coll_tasks: list[TaskPlan] = []
-        source = _effective_source(coll, catalog)
-        wanted = set(coll.tasks) if coll.tasks is not None else None
-        excluded = set(coll.exclude_tasks)
-        if source is not None and source.kind == "builtin":
-            names = [n for n in _builtin_names() if (wanted is None or n in wanted) and n not in excluded]
-            unknown = (wanted or set()) - set(builtin_tasks.GENERATORS)
-            held_out = (wanted or set()) - unknown - set(_builtin_names())
-            if held_out:  # `validate` refuses these with the same words (spec/checks.py)
-                raise FlanctlError(held_out_task_message(coll.name, held_out))
-            if unknown:
-                raise FlanctlError(unknown_builtin_task_message(coll.name, unknown))
-            size = coll_cap or 1000
-            for n in names:
-                coll_tasks.append(TaskPlan(n, coll.name, "builtin", None, size, coll_cap, 0.0, formats, None,
-                                           f"builtin:{n}:v{builtin_tasks.GENERATOR_VERSION}",
-                                           load=(lambda n=n, size=size: builtin_tasks.generate(n, "train", size, seed))))
-        elif source is not None and (flan := _flan_tasks(coll, source, catalog, formats, coll_cap, wanted, excluded, base_dir,
-                                                         cache_root(mix, base_dir), seed, notes, allow_network)) is not None:
-            coll_tasks.extend(flan)
-        elif source is not None:
-            if source.kind == "hf" and not allow_network:
-                raise LookupError(source.path)
-            loaded = load_source(source, base_dir, default_task=coll.name)
-            by_task: dict[str, list[Example]] = {}
-            for ex in loaded.examples:
-                by_task.setdefault(ex.task, []).append(ex)
-            for n in sorted(by_task):
-                if (wanted is not None and n not in wanted) or n in excluded:
+        if text_mode:  # pretraining objectives read raw text, not (inputs, targets) pairs
+            from flanctl.data.text_sources import text_tasks
+
+            coll_tasks = text_tasks(coll, coll_cap, base_dir, allow_network, seed, TaskPlan)
+        else:
+            coll_tasks: list[TaskPlan] = []
+            source = _effective_source(coll, catalog)
+            wanted = set(coll.tasks) if coll.tasks is not None else None
+            excluded = set(coll.exclude_tasks)
+            if source is not None and source.kind == "builtin":
+                names = [n for n in _builtin_names() if (wanted is None or n in wanted) and n not in excluded]
+                unknown = (wanted or set()) - set(builtin_tasks.GENERATORS)
+                held_out = (wanted or set()) - unknown - set(_builtin_names())
+                if held_out:  # `validate` refuses these with the same words (spec/checks.py)
+                    raise FlanctlError(held_out_task_message(coll.name, held_out))
+                if unknown:
+                    raise FlanctlError(unknown_builtin_task_message(coll.name, unknown))
+                size = coll_cap or 1000
+                for n in names:
+                    coll_tasks.append(TaskPlan(n, coll.name, "builtin", None, size, coll_cap, 0.0, formats, None,
+                                               f"builtin:{n}:v{builtin_tasks.GENERATOR_VERSION}",
+                                               load=(lambda n=n, size=size: builtin_tasks.generate(n, "train", size, seed))))
+            elif source is not None and (flan := _flan_tasks(coll, source, catalog, formats, coll_cap, wanted, excluded, base_dir,
+                                                             cache_root(mix, base_dir), seed, notes, allow_network)) is not None:
+                coll_tasks.extend(flan)
+            elif source is not None:
+                if source.kind == "hf" and not allow_network:
+                    raise LookupError(source.path)
+                loaded = load_source(source, base_dir, default_task=coll.name)
+                by_task: dict[str, list[Example]] = {}
+                for ex in loaded.examples:
+                    by_task.setdefault(ex.task, []).append(ex)
+                for n in sorted(by_task):
+                    if (wanted is not None and n not in wanted) or n in excluded:
+                        continue
+                    if coll.name == "niv2" and _is_mmlu_task(n):
+                        continue
+                    exs = by_task[n]
+                    size = min(len(exs), coll_cap) if coll_cap else len(exs)
+                    coll_tasks.append(TaskPlan(n, coll.name, source.kind, len(exs), size, coll_cap, 0.0, formats, None,
+                                               f"{loaded.fingerprint}:{n}",
+                                               load=(lambda exs=exs, size=size, n=n: _subsample(exs, size, seed, n))))
+            for t in coll.user_tasks:
+                if t.source.kind == "builtin":
+                    gen = t.source.path
+                    if gen not in builtin_tasks.GENERATORS:
+                        raise FlanctlError(f"mixture.collections[{coll.name}].user_tasks[{t.name}].source.path: unknown built-in task '{gen}'")
+                    cap = t.cap or coll_cap or 1000
+                    coll_tasks.append(TaskPlan(t.name, coll.name, "builtin", None, cap, cap, 0.0, formats, t.templates,
+                                               f"builtin:{gen}:v{builtin_tasks.GENERATOR_VERSION}",
+                                               load=(lambda gen=gen, cap=cap, name=t.name: [
+                                                   Example(e.inputs, e.targets, e.options, e.rationale, e.answer, name)
+                                                   for e in builtin_tasks.generate(gen, "train", cap, seed)])))
                     continue
-                if coll.name == "niv2" and _is_mmlu_task(n):
-                    continue
-                exs = by_task[n]
-                size = min(len(exs), coll_cap) if coll_cap else len(exs)
-                coll_tasks.append(TaskPlan(n, coll.name, source.kind, len(exs), size, coll_cap, 0.0, formats, None,
-                                           f"{loaded.fingerprint}:{n}",
-                                           load=(lambda exs=exs, size=size, n=n: _subsample(exs, size, seed, n))))
-        for t in coll.user_tasks:
-            if t.source.kind == "builtin":
-                gen = t.source.path
-                if gen not in builtin_tasks.GENERATORS:
-                    raise FlanctlError(f"mixture.collections[{coll.name}].user_tasks[{t.name}].source.path: unknown built-in task '{gen}'")
-                cap = t.cap or coll_cap or 1000
-                coll_tasks.append(TaskPlan(t.name, coll.name, "builtin", None, cap, cap, 0.0, formats, t.templates,
-                                           f"builtin:{gen}:v{builtin_tasks.GENERATOR_VERSION}",
-                                           load=(lambda gen=gen, cap=cap, name=t.name: [
-                                               Example(e.inputs, e.targets, e.options, e.rationale, e.answer, name)
-                                               for e in builtin_tasks.generate(gen, "train", cap, seed)])))
-                continue
-            if t.source.kind == "hf" and not allow_network:
-                raise LookupError(t.source.path)
-            loaded = load_source(t.source, base_dir, default_task=t.name)
-            exs = [Example(e.inputs, e.targets, e.options, e.rationale, e.answer, t.name) for e in loaded.examples]
-            if not exs:
-                raise FlanctlError(f"mixture.collections[{coll.name}].user_tasks[{t.name}]: the source has no examples")
-            cap = t.cap or coll_cap or DEFAULT_CAP
-            size = min(len(exs), cap)
-            coll_tasks.append(TaskPlan(t.name, coll.name, t.source.kind, len(exs), size, cap, 0.0, formats, t.templates,
-                                       loaded.fingerprint, load=(lambda exs=exs, size=size, n=t.name: _subsample(exs, size, seed, n))))
+                if t.source.kind == "hf" and not allow_network:
+                    raise LookupError(t.source.path)
+                loaded = load_source(t.source, base_dir, default_task=t.name)
+                exs = [Example(e.inputs, e.targets, e.options, e.rationale, e.answer, t.name) for e in loaded.examples]
+                if not exs:
+                    raise FlanctlError(f"mixture.collections[{coll.name}].user_tasks[{t.name}]: the source has no examples")
+                cap = t.cap or coll_cap or DEFAULT_CAP
+                size = min(len(exs), cap)
+                coll_tasks.append(TaskPlan(t.name, coll.name, t.source.kind, len(exs), size, cap, 0.0, formats, t.templates,
+                                           loaded.fingerprint, load=(lambda exs=exs, size=size, n=t.name: _subsample(exs, size, seed, n))))
         if not coll_tasks:
             raise FlanctlError(f"mixture.collections[{coll.name}]: no tasks left (check tasks/exclude_tasks, or add user_tasks or a source)")
         weights = [t.size ** (1.0 / mix.temperature) for t in coll_tasks]

@@ -108,7 +108,7 @@ def _options(value) -> list[str] | None:
 
 def dataset_to_examples(ds, columns: dict[str, str], default_task: str, where: str) -> list[Example]:
     """Map a `datasets.Dataset` to Examples with the column mapping (our field -> column)."""
-    unknown = set(columns) - set(FIELDS)
+    unknown = set(columns) - set(FIELDS) - {"text"}  # text: read by the pretraining objectives (data/text_sources.py)
     if unknown:
         raise FlanctlError(f"{where}: columns: unknown field(s) {', '.join(sorted(unknown))}; map any of {', '.join(FIELDS)}")
     mapping = {f: columns.get(f, f) for f in FIELDS}

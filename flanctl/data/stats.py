@@ -137,13 +137,14 @@ def _measure_packing(tokenized, rates, spec, tokenizer, rows: int, base_dir=None
 def data_stats(spec, base_dir, tokenizer=None, sample_rows: int = 256) -> dict:
     """Per-task count, rate, epochs, tokens and truncation; overall packing efficiency (0..1)."""
     from flanctl.data.mixture import realize
-    from flanctl.data.stream import row_layout
+    from flanctl.data.stream import objective_layout_for, row_layout
     from flanctl.data.tokenized import tokenize_tasks
 
     base_dir = Path(base_dir)
     tokenizer = tokenizer or tokenizer_for_spec(spec, base_dir)
     mixture = realize(spec, base_dir)
-    tokenized = tokenize_tasks(mixture, tokenizer, spec.mixture, base_dir)
+    layout = objective_layout_for(spec, tokenizer, base_dir)
+    tokenized = tokenize_tasks(mixture, tokenizer, spec.mixture, base_dir, text_length=layout.text_length if layout else None)
     rates = [t.rate for t in mixture.tasks]
     rows = max(spec.train.batch_size, min(sample_rows, spec.train.steps * spec.train.batch_size))
     efficiency, per_seq = _measure_packing(tokenized, rates, spec, tokenizer, rows, base_dir)
@@ -175,10 +176,29 @@ def data_stats(spec, base_dir, tokenizer=None, sample_rows: int = 256) -> dict:
     }
 
 
+def _decode(tokenizer, ids, layout=None) -> str:
+    """Text of token ids; a span sentinel (an id above the tokenizer's vocabulary) reads <extra_id_k>, as T5 writes it."""
+    ids = [int(i) for i in ids]
+    if layout is None or all(i < tokenizer.vocab_size for i in ids):
+        return tokenizer.decode(ids)
+    out, run = [], []
+    for i in ids:
+        if i < tokenizer.vocab_size:
+            run.append(i)
+            continue
+        if run:
+            out.append(tokenizer.decode(run))
+            run = []
+        out.append(f"<extra_id_{layout.sentinel_top - 1 - i}>")
+    if run:
+        out.append(tokenizer.decode(run))
+    return "".join(out)
+
+
 def preview_examples(spec, base_dir, n: int = 5, task: str | None = None, tokenizer=None) -> list[dict]:
     """The first `n` training examples in stream order (or of one task), as the model sees them."""
     from flanctl.data.mixture import realize
-    from flanctl.data.stream import build_example_dataset
+    from flanctl.data.stream import build_example_dataset, objective_layout_for
     from flanctl.data.templates import FORMATS
     from flanctl.data.tokenized import tokenize_tasks
 
@@ -190,17 +210,26 @@ def preview_examples(spec, base_dir, n: int = 5, task: str | None = None, tokeni
         raise FlanctlError(f"--task {task}: not in this mixture; tasks: {', '.join(names)}")
     tasks = [t for t in mixture.tasks if task is None or t.name == task]
     mixture.tasks = tasks
-    tokenized = tokenize_tasks(mixture, tokenizer, spec.mixture, base_dir)
+    layout = objective_layout_for(spec, tokenizer, base_dir)
+    tokenized = tokenize_tasks(mixture, tokenizer, spec.mixture, base_dir, text_length=layout.text_length if layout else None)
     ds = build_example_dataset(tokenized, [t.rate for t in tasks], spec.mixture.seed, 0, 1)
+    objective = None
+    if layout is not None:
+        from flanctl.data.objectives import ObjectiveFeatures
+
+        objective = ObjectiveFeatures(layout, None, spec.mixture.seed, tokenizer.bos_id)
     out = []
     for i in range(n):
         el = ds[i]
         tt = tokenized[el["task"]]
         inp, tgt = el["inputs"], el["targets"]
-        fmt = tt.format_name(el["index"])
+        if objective is not None:  # what the objective makes of the raw-text piece
+            inp, tgt, fmt = objective.pair(el)
+        else:
+            fmt = tt.format_name(el["index"])
         out.append({
             "task": tt.name, "index": el["index"], "format": fmt if fmt in FORMATS else f"{fmt} (pre-rendered)",
-            "inputs": tokenizer.decode(inp.tolist()), "targets": tokenizer.decode(tgt.tolist()),
+            "inputs": _decode(tokenizer, inp, layout), "targets": _decode(tokenizer, tgt, layout),
             "input_tokens": int(len(inp)), "target_tokens": int(len(tgt)),
         })
     return out

@@ -131,7 +131,11 @@ class _ShuffledTask:
         epoch, pos = divmod(int(k), self._n)
         i = int(self._perm(epoch)[pos])
         a, b = self._tt.example(i)
-        return {"inputs": a, "targets": b, "task": self._id, "index": i}
+        ex = {"inputs": a, "targets": b, "task": self._id, "index": i, "draw": int(k)}
+        ends = getattr(self._tt, "ends", None)  # raw-text pieces only (not pre-rendered Flan shards)
+        if ends is not None:  # does this piece end its document?
+            ex["end"] = bool(ends[i])
+        return ex
 
 
 class DecoderFeatures:
@@ -288,6 +292,30 @@ def build_example_dataset(tokenized, rates, seed: int, process_index: int, proce
     return mixed[process_index::process_count]
 
 
+def model_vocab(spec, model=None) -> int | None:
+    """The model's vocabulary size (span sentinels come from its top): the plan's, else the catalog's."""
+    arch = getattr(model, "architecture", None) if model is not None else None
+    if arch and arch.get("vocab_size"):
+        return int(arch["vocab_size"])
+    from flanctl.catalog.models import resolve_architecture
+
+    try:
+        return int(resolve_architecture(spec.model)["vocab_size"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def objective_layout_for(spec, tokenizer, base_dir=None, model=None):
+    """The pretraining objective's layout for this spec (None for `instruction`)."""
+    objective = getattr(spec.train, "objective", "instruction")
+    if objective == "instruction":
+        return None
+    from flanctl.data.objectives import objective_layout
+
+    enc_dec, _ = row_layout(spec, base_dir, model)
+    return objective_layout(objective, tokenizer, spec.mixture, enc_dec, model_vocab(spec, model))
+
+
 def build_stream_from_tokenized(tokenized, rates, spec, tokenizer, process_index=0, process_count=1, fingerprint="", base_dir=None, model=None) -> TrainStream:
     import grain.python as gp
     from grain.experimental import FirstFitPackIterDataset
@@ -303,6 +331,11 @@ def build_stream_from_tokenized(tokenized, rates, spec, tokenizer, process_index
     if tokenizer.eos_id is None:
         raise FlanctlError("the tokenizer has no end-of-sequence id; flanctl needs one to end targets")
     features = EncoderDecoderFeatures(tokenizer.eos_id) if enc_dec else DecoderFeatures(tokenizer.bos_id, tokenizer.eos_id)
+    layout = objective_layout_for(spec, tokenizer, base_dir, model)
+    if layout is not None:  # raw-text pieces -> causal LM, span corruption or UL2 examples
+        from flanctl.data.objectives import ObjectiveFeatures
+
+        features = ObjectiveFeatures(layout, features, mix.seed, tokenizer.bos_id)
     ds = build_example_dataset(tokenized, rates, mix.seed, process_index, process_count).map(features)
     it_ds = ds.to_iter_dataset(gp.ReadOptions(num_threads=0, prefetch_buffer_size=0))
     lengths = _length_struct(enc_dec, mix)
@@ -327,9 +360,13 @@ def build_train_stream(spec, base_dir, tokenizer, process_index: int = 0, proces
     from flanctl.data.tokenized import tokenize_tasks
 
     mixture = realize(spec, Path(base_dir))
+    layout = objective_layout_for(spec, tokenizer, base_dir, model)
     # pre-rendered Flan sources: each process builds its share of the shards (a shared cache folder), then reads them all
-    tokenized = tokenize_tasks(mixture, tokenizer, spec.mixture, Path(base_dir), process_index=process_index, process_count=process_count)
+    tokenized = tokenize_tasks(mixture, tokenizer, spec.mixture, Path(base_dir), process_index=process_index, process_count=process_count,
+                               text_length=layout.text_length if layout is not None else None)
     fp = hashlib.sha256("|".join(f"{t.name}:{t.rate:.12g}:{len(tt)}:{tt.tokens}" for t, tt in zip(mixture.tasks, tokenized)).encode())
     fp.update(f"{tokenizer.fingerprint}:{spec.mixture.seed}:{spec.mixture.inputs_length}:{spec.mixture.targets_length}".encode())
+    if layout is not None:
+        fp.update(f":{layout.objective}:{layout.text_length}:{layout.sentinel_top}".encode())
     return build_stream_from_tokenized(tokenized, [t.rate for t in mixture.tasks], spec, tokenizer,
                                        process_index, process_count, fingerprint=fp.hexdigest()[:16], base_dir=base_dir, model=model)

@@ -39,6 +39,7 @@ class TokenizedTask:
     truncated_targets: int
     tokens_cut: int
     from_cache: bool = False
+    ends: np.ndarray | None = None  # raw-text pieces: 1 where a piece ends its document (None: instruction examples)
 
     def __len__(self) -> int:
         return len(self.in_off) - 1
@@ -121,7 +122,8 @@ def save_shard(tt: TokenizedTask, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     with open(tmp, "wb") as f:
         np.savez(f, inputs=tt.inputs, in_off=tt.in_off, targets=tt.targets, tg_off=tt.tg_off, formats=tt.formats,
-                 counts=np.asarray([tt.truncated_inputs, tt.truncated_targets, tt.tokens_cut], np.int64))
+                 counts=np.asarray([tt.truncated_inputs, tt.truncated_targets, tt.tokens_cut], np.int64),
+                 **({} if tt.ends is None else {"ends": tt.ends}))
     os.replace(tmp, path)
 
 
@@ -130,13 +132,33 @@ def load_shard(name: str, path: Path) -> TokenizedTask | None:
         with np.load(path) as z:
             c = z["counts"]
             return TokenizedTask(name, z["inputs"], z["in_off"], z["targets"], z["tg_off"], z["formats"],
-                                 int(c[0]), int(c[1]), int(c[2]), from_cache=True)
+                                 int(c[0]), int(c[1]), int(c[2]), from_cache=True,
+                                 ends=z["ends"] if "ends" in z.files else None)
     except (OSError, KeyError, ValueError):  # unreadable shard: rebuild it
         return None
 
 
+def tokenize_text_task(task, docs, tokenizer, text_length: int) -> TokenizedTask:
+    """Raw-text documents (in `Example.inputs`) as pieces of at most `text_length` tokens, each an example
+    with empty targets; `ends` marks the last piece of each document (no template, nothing truncated)."""
+    encode = getattr(tokenizer, "encode_array", None) or (lambda s: np.asarray(tokenizer.encode(s), dtype=np.int32))
+    pieces, ends = [], []
+    for ex in docs:
+        ids = encode(ex.inputs)
+        for start in range(0, len(ids), text_length):
+            pieces.append(ids[start:start + text_length])
+            ends.append(start + text_length >= len(ids))
+    off = np.zeros(len(pieces) + 1, dtype=np.int64)
+    if pieces:
+        off[1:] = np.cumsum([len(p) for p in pieces])
+    flat = np.concatenate(pieces).astype(np.int32) if pieces else np.zeros(0, np.int32)
+    return TokenizedTask(task.name, flat, off, np.zeros(0, np.int32), np.zeros(len(pieces) + 1, np.int64),
+                         np.zeros(len(pieces), np.int8), 0, 0, 0, ends=np.asarray(ends, np.int8))
+
+
 def tokenize_tasks(mixture, tokenizer, mixture_spec, base_dir: Path, use_cache: bool = True,
-                   process_index: int = 0, process_count: int = 1, workers: int | None = None) -> list:
+                   process_index: int = 0, process_count: int = 1, workers: int | None = None,
+                   text_length: int | None = None) -> list:
     """Every task of the realized mixture, tokenized: from the cache when there, else built and cached.
 
     Pre-rendered Flan tasks are tokenized per source into shared shards on disk (by every
@@ -158,6 +180,19 @@ def tokenize_tasks(mixture, tokenizer, mixture_spec, base_dir: Path, use_cache: 
             out[i] = tt
     for pos, task in enumerate(mixture.tasks):
         if task.flan is not None:
+            continue
+        if task.text:
+            if not text_length:
+                raise ValueError(f"task {task.name} is raw text: tokenize it with the objective's text_length")
+            key = hashlib.sha256(json.dumps({"v": CACHE_VERSION, "text": task.source_fingerprint, "size": task.size,
+                                             "tokenizer": tokenizer.fingerprint, "piece": text_length}).encode()).hexdigest()[:20]
+            path = cache_dir / "text" / f"{_slug(task.name)}-{key}.npz"
+            tt = load_shard(task.name, path) if use_cache and path.exists() else None
+            if tt is None or tt.ends is None:
+                tt = tokenize_text_task(task, task.load(), tokenizer, text_length)
+                if use_cache:
+                    save_shard(tt, path)
+            out[pos] = tt
             continue
         templates = load_templates(_resolve(task.templates, base_dir))
         key = cache_key(task, templates.fingerprint, tokenizer.fingerprint, mixture_spec)

@@ -15,15 +15,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from flanctl.catalog.models import NOMINAL_PARAMS, PAPER_TABLE2, PRETRAIN, TABLE2_NOTES, t5_param_split
 from flanctl.catalog.devices import device_peak_flops
+from flanctl.catalog.models import (
+    NOMINAL_PARAMS,
+    PAPER_TABLE2,
+    PRETRAIN,
+    TABLE2_NOTES,
+    t5_param_split,
+)
+from flanctl.catalog.objectives import DENOISERS, denoised_lengths, max_text_length
 
 # Full rematerialisation reruns the forward pass once in the backward pass: 8N instead of 6N.
 REMAT_COMPUTE_FACTOR = 8 / 6
 
 
-def compute_section(spec: Any, family: str, size: str | None, encoder_decoder: bool, arch: dict[str, int], params: int, notes: list[str]) -> dict[str, Any]:
-    """The plan's `compute` object for a spec whose model has `params` parameters."""
+def compute_section(spec: Any, family: str, size: str | None, encoder_decoder: bool, arch: dict[str, int], params: int, notes: list[str],
+                    trainable: int | None = None) -> dict[str, Any]:
+    """The plan's `compute` object for a spec whose model has `params` parameters, of which
+    `trainable` are updated (LoRA; default all)."""
     mix, train, dist = spec.mixture, spec.train, spec.distribution
     batch, steps = train.batch_size, train.steps
     input_tokens_per_step = batch * mix.inputs_length
@@ -41,6 +50,17 @@ def compute_section(spec: Any, family: str, size: str | None, encoder_decoder: b
         flops = 6 * params * finetune_tokens
         method = "6*N*tokens (decoder-only; tokens = steps * batch * (inputs_length + targets_length), padding included)"
 
+    if trainable is not None and params and trainable < params:
+        # LoRA: frozen weights need no weight gradients (2N of the backward pass's 4N per token).
+        factor = (4 + 2 * trainable / params) / 6
+        flops *= factor
+        method += f"; LoRA: times (4 + 2*N_trainable/N)/6 = {factor:.3f} (frozen weights get no weight gradients)"
+
+    objective = objective_section(spec, encoder_decoder)
+    method = f"objective {objective['name']}: {method}"
+    if objective["name"] != "instruction":
+        notes.append(f"objective {objective['name']}: {objective['description']}")
+
     key = (family, size or "")
     pretrain = PRETRAIN.get(key, {}).get("flops")
     out: dict[str, Any] = {
@@ -53,6 +73,7 @@ def compute_section(spec: Any, family: str, size: str | None, encoder_decoder: b
         "pretrain_flops": pretrain,
         "pretrain_tokens": PRETRAIN.get(key, {}).get("tokens"),
         "finetune_fraction": (flops / pretrain) if pretrain else None,
+        "objective": objective,
     }
     nominal = NOMINAL_PARAMS.get(key)
     if nominal is not None and not encoder_decoder:
@@ -78,3 +99,43 @@ def compute_section(spec: Any, family: str, size: str | None, encoder_decoder: b
         "device_hours": seconds * devices / 3600.0,
     }
     return out
+
+
+def objective_section(spec: Any, encoder_decoder: bool) -> dict[str, Any]:
+    """What the objective makes of the rows: text per example, inputs/targets per example, loss tokens.
+
+    Counts are per example at the longest text that fits (mode tokens of UL2 not counted: their
+    length depends on the tokenizer). `loss_tokens_per_step` assumes full rows: packing fills a row
+    with examples until its tighter side (decoder-only: the row; encoder-decoder: inputs or targets)
+    is full. FLOPs stay those of the row slots, padding included, as for instruction finetuning."""
+    mix, batch = spec.mixture, spec.train.batch_size
+    name = spec.train.objective
+    row = mix.inputs_length + mix.targets_length
+    if name == "instruction":
+        return {"name": name, "description": "the mixture's (inputs, targets) examples, loss on the targets",
+                "loss_tokens_per_step_max": batch * (mix.targets_length if encoder_decoder else row)}
+    if name == "causal_lm":
+        return {"name": name, "description": f"raw text, loss on every token; {row - 1} text tokens per row",
+                "text_tokens_per_example": row - 1, "text_tokens_per_step": batch * (row - 1),
+                "loss_tokens_per_step": batch * row, "denoisers": []}
+    denoisers = DENOISERS[name]
+    if encoder_decoder:
+        n = min(max_text_length(d, mix.inputs_length - 1, mix.targets_length - 1) for d in denoisers)
+    else:
+        n = min(max_text_length(d, row - 1, None) for d in denoisers)
+    rows = []
+    text_per_step = loss_per_step = 0.0
+    total_w = sum(d.weight for d in denoisers)
+    for d in denoisers:
+        a, b = denoised_lengths(n, d)
+        a_row, b_row = a + 1, b + 1  # eos (encoder-decoder) or bos + the eos target (decoder-only)
+        per_row = min(mix.inputs_length / a_row, mix.targets_length / b_row) if encoder_decoder else row / (a_row + b_row)
+        share = d.weight / total_w
+        text_per_step += share * batch * per_row * n
+        loss_per_step += share * batch * per_row * b_row
+        rows.append({"name": d.name, "mode": d.mode, "mean_span": d.mean_span, "noise_density": d.density,
+                     "weight": round(share, 6), "inputs_tokens": a, "targets_tokens": b})
+    desc = (f"{len(denoisers)} denoiser(s) on {n}-token texts; " + ", ".join(f"{x['name']} {x['inputs_tokens']}->{x['targets_tokens']}" for x in rows)
+            + (" (encoder inputs -> decoder targets)" if encoder_decoder else " (inputs then targets in one row, loss on targets)"))
+    return {"name": name, "description": desc, "text_tokens_per_example": n, "text_tokens_per_step": round(text_per_step, 1),
+            "loss_tokens_per_step": round(loss_per_step, 1), "denoisers": rows}

@@ -44,6 +44,8 @@ class ResolvedModel(_Frozen):
     params: int | None = None
     params_without_norms: int | None = None
     params_nominal: float | None = None
+    #: Parameters the optimizer updates (LoRA adapters under `train.lora`; else all of them).
+    trainable_params: int | None = None
     architecture: dict[str, int] | None = None
     #: Weights to start from: an absolute local folder, or a hub handle as written; None = fresh init.
     checkpoint: str | None = None

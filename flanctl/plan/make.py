@@ -177,8 +177,7 @@ def resolve_model(spec: Any, base_dir: Path, notes: list[str]) -> ResolvedModel:
     if trainable is not None and params:
         lora = spec.train.lora
         notes.append(f"model: LoRA rank {lora.rank} on {', '.join(lora.targets)}: {trainable:,} trainable parameters "
-                     f"({100 * trainable / params:.2f}% of {params:,}); memory still counts gradients and optimizer "
-                     "state for every parameter (an upper bound)")
+                     f"({100 * trainable / params:.2f}% of {params:,}); gradients and optimizer state are counted for those")
     tokenizer = model.tokenizer
     if tokenizer.path:
         tokenizer = tokenizer.model_copy(update={"path": _absolute(tokenizer.path, base_dir)})
@@ -190,6 +189,7 @@ def resolve_model(spec: Any, base_dir: Path, notes: list[str]) -> ResolvedModel:
         params=params,
         params_without_norms=params_without_norms,
         params_nominal=NOMINAL_PARAMS.get((family, size or "")),
+        trainable_params=trainable if trainable is not None else params,
         architecture=arch,
         checkpoint=_absolute(model.checkpoint, base_dir),
         preset=_absolute(model.preset, base_dir) if not facts.has_formula else None,
@@ -243,8 +243,9 @@ def make_plan(
         spec_overrides=list(overrides),
         spec=spec,
         model=resolved,
-        compute=compute_section(spec, resolved.family, resolved.size, resolved.encoder_decoder, arch or {}, params, notes) if params else None,
-        memory=memory_section(spec, resolved.encoder_decoder, arch, params, notes),
+        compute=compute_section(spec, resolved.family, resolved.size, resolved.encoder_decoder, arch or {}, params, notes,
+                                trainable=resolved.trainable_params) if params else None,
+        memory=memory_section(spec, resolved.encoder_decoder, arch, params, notes, trainable=resolved.trainable_params),
         distribution={
             "backend": dist.backend,
             "mesh": {"data": dist.mesh.data, "model": dist.mesh.model},

@@ -79,8 +79,12 @@ def _activations_per_token(encoder_decoder: bool, arch: dict[str, int], mix: Any
     return kept, max(share_in * enc, share_tgt * dec)
 
 
-def memory_section(spec: Any, encoder_decoder: bool, arch: dict[str, int] | None, params: int | None, notes: list[str]) -> dict[str, Any]:
-    """The plan's `memory` object (per-device bytes, capacity, `fits`, largest term)."""
+def memory_section(spec: Any, encoder_decoder: bool, arch: dict[str, int] | None, params: int | None, notes: list[str],
+                   trainable: int | None = None) -> dict[str, Any]:
+    """The plan's `memory` object (per-device bytes, capacity, `fits`, largest term).
+
+    `trainable` is the count the optimizer updates (LoRA adapters; default every parameter):
+    gradients, optimizer state and accumulators are kept for those only."""
     dist, train, mix = spec.distribution, spec.train, spec.mixture
     device_bytes = device_memory_bytes(dist.device)
     if arch is None or params is None:
@@ -94,10 +98,16 @@ def memory_section(spec: Any, encoder_decoder: bool, arch: dict[str, int] | None
     # flanctl.models.sharding: heads / feed-forward on `model`, the other matrix dim on
     # `data`, as PaLM's 2D layouts do); XLA all-gathers a layer's weights when it runs.
     shards = m * data
+    trainable = params if trainable is None else trainable
     params_b = params * p_bytes / shards
-    grads_b = params * p_bytes / shards
+    grads_b = trainable * p_bytes / shards
     shapes = weight_shapes(encoder_decoder, arch)
-    if train.optimizer == "adafactor":
+    if trainable < params:
+        # LoRA: the adapters are small matrices; count their optimizer state as full-size
+        # (an upper bound for factored Adafactor, exact for Adam).
+        opt_b = (2 * 4 if train.optimizer != "adafactor" else p_bytes) * trainable / shards
+        opt_detail = {"lora_adapters": opt_b}
+    elif train.optimizer == "adafactor":
         # flanctl.train.adafactor.FactoredAdafactor: rows + cols per matrix, nothing full-size
         # (keras.optimizers.Adafactor would add a full-size velocity slot per variable).
         opt_b = _adafactor_factored_words(shapes) * p_bytes / shards
@@ -105,7 +115,7 @@ def memory_section(spec: Any, encoder_decoder: bool, arch: dict[str, int] | None
     else:
         opt_b = 2 * params * 4 / shards
         opt_detail = {"adam_moments_fp32": opt_b}
-    accum_b = params * p_bytes / shards if train.grad_accum > 1 else 0.0
+    accum_b = trainable * p_bytes / shards if train.grad_accum > 1 else 0.0
 
     seqs_per_device = train.batch_size / data / train.grad_accum
     tokens_per_device = seqs_per_device * (mix.inputs_length + mix.targets_length)

@@ -13,7 +13,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from flanctl.catalog import models as catalog_models
-from flanctl.catalog.builtin import BUILTIN_HELD_OUT_TASKS, BUILTIN_TASKS, BUILTIN_TRAIN_TASKS
+from flanctl.catalog import objectives as catalog_objectives
+from flanctl.catalog.builtin import (
+    BUILTIN_HELD_OUT_TASKS,
+    BUILTIN_TASKS,
+    BUILTIN_TRAIN_TASKS,
+)
 from flanctl.catalog.collections import COLLECTIONS
 from flanctl.errors import SpecError
 from flanctl.spec.error_locations import locate
@@ -45,6 +50,7 @@ def cross_field_errors(spec: Spec, positions: Positions) -> tuple[list[SpecError
     _check_mesh(spec, r)
     _check_model(spec, r)
     _check_mixture(spec, r)
+    _check_objective(spec, r)
     _check_eval(spec, r)
     return r.errors, r.notes
 
@@ -223,6 +229,78 @@ def _check_mixture(spec: Spec, r: _Reporter) -> None:
         else:
             r.error(f"mixture proportions sum to {total:g}, not 1, and mixture.normalize is false; "
                     "fix the proportions or set normalize: true", ("mixture", "normalize"), first)
+
+
+def _is_corpus(source: Any) -> bool:
+    return source is not None and source.kind == "builtin" and source.path == catalog_objectives.BUILTIN_CORPUS
+
+
+def _check_objective(spec: Spec, r: _Reporter) -> None:
+    """`train.objective` against the model kind, the collections' sources and the vocabulary."""
+    objective = spec.train.objective
+    where = ("train", "objective")
+    corpus = catalog_objectives.BUILTIN_CORPUS
+    if objective == "instruction":
+        for i, c in enumerate(spec.mixture.collections):
+            here = ("mixture", "collections", i)
+            spots = [(here + ("source",), c.source)] + [(here + ("user_tasks", j, "source"), t.source) for j, t in enumerate(c.user_tasks)]
+            for at, source in spots:
+                if _is_corpus(source):
+                    r.error(f"source {{kind: builtin, path: {corpus}}} is raw text for the pretraining objectives; set "
+                            "train.objective to causal_lm, span_corruption or ul2, or train on built-in tasks",
+                            at + ("path",), at, where)
+        return
+    enc_dec = catalog_models.family_facts(spec.model.family).encoder_decoder
+    if objective == "causal_lm" and enc_dec:
+        r.error(f"train.objective causal_lm trains a decoder-only model; {spec.model.family} is encoder-decoder: use "
+                "span_corruption or ul2", where, ("model", "family"))
+    if objective == "span_corruption" and enc_dec is False:
+        r.notes.append(f"train.objective span_corruption on decoder-only {spec.model.family}: the corrupted text and then "
+                       "its spans in one sequence, loss on the spans (prefix-LM form, causal attention)")
+    if objective == "ul2" and enc_dec is False:
+        r.notes.append(f"train.objective ul2 on decoder-only {spec.model.family}: UL2R as U-PaLM, each denoiser's inputs "
+                       "then targets in one sequence, loss on the targets (prefix-LM form, causal attention)")
+    for i, c in enumerate(spec.mixture.collections):
+        here = ("mixture", "collections", i)
+        if c.proportion == 0:
+            continue
+        if c.source is None and not c.user_tasks:
+            r.error(f"train.objective {objective} reads raw text; collection '{c.name}' has no text source: give it "
+                    f"source: {{kind: builtin, path: {corpus}}} or a local/hf source with a text column",
+                    here + ("name",), here, where)
+        spots = [(here + ("source",), c.source)] + [(here + ("user_tasks", j, "source"), t.source) for j, t in enumerate(c.user_tasks)]
+        for at, source in spots:
+            if source is not None and source.kind == "builtin" and source.path != corpus:
+                r.error(f"train.objective {objective} reads raw text; built-in '{source.path}' is a task of (inputs, targets) "
+                        f"pairs: use path: {corpus} or a text source", at + ("path",), at, where)
+            elif source is not None and source.format == "flan":
+                r.error(f"train.objective {objective} reads raw text; a source with format: flan holds rendered "
+                        "(inputs, targets) rows: remove format and map columns: {text: COLUMN}", at + ("format",), at, where)
+    if objective in ("span_corruption", "ul2"):
+        _check_sentinel_room(spec, objective, bool(enc_dec), r)
+
+
+def _check_sentinel_room(spec: Spec, objective: str, enc_dec: bool, r: _Reporter) -> None:
+    """Sentinels are the top ids of the model's vocabulary: they must not reach the tokenizer's ids."""
+    m, mix = spec.model, spec.mixture
+    tok = {"byte": 259, "sentencepiece": m.tokenizer.vocab_size}.get(m.tokenizer.kind)
+    try:
+        vocab = catalog_models.resolve_architecture(m)["vocab_size"]
+    except (ValueError, KeyError):
+        return
+    if tok is None or not vocab:
+        return
+    denoisers = catalog_objectives.DENOISERS[objective]
+    if enc_dec:
+        n = min(catalog_objectives.max_text_length(d, mix.inputs_length - 1, mix.targets_length - 1) for d in denoisers)
+    else:
+        n = min(catalog_objectives.max_text_length(d, mix.inputs_length + mix.targets_length - 1, None) for d in denoisers)
+    need = catalog_objectives.max_sentinels(objective, n)
+    if vocab - need < tok:
+        r.error(f"train.objective {objective} takes up to {need} sentinel ids from the top of the model's vocabulary "
+                f"({vocab}), which the tokenizer's {tok} ids would overlap; set model.architecture.vocab_size to at least "
+                f"{tok + need}", ("model", "architecture", "vocab_size"), ("model", "tokenizer", "vocab_size"),
+                ("train", "objective"))
 
 
 def _check_eval(spec: Spec, r: _Reporter) -> None:

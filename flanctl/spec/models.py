@@ -76,13 +76,13 @@ class ModelSpec(Strict):
 class Source(Strict):
     """Where a task's or collection's examples come from."""
 
-    kind: Literal["hf", "local", "builtin"] = Field("hf", description="hf: a Hugging Face hub dataset id; local: a JSONL/CSV/Parquet file, a directory of them, or a save_to_disk folder; builtin: a procedural generator.")
+    kind: Literal["hf", "local", "builtin"] = Field("hf", description="hf: a Hugging Face hub dataset id; local: a JSONL/CSV/Parquet file, a directory of them, or a save_to_disk folder; builtin: a procedural generator (path: corpus is the built-in pretraining corpus, raw text generated from mixture.seed).")
     path: str = Field(..., description="Hub id, local path (relative to the spec file), or built-in generator name.")
     config: str | None = Field(None, description="Dataset configuration name (hf).")
     split: str = Field("train", description="Split to read.")
-    columns: dict[str, str] = Field(default_factory=dict, description="Column mapping from our fields (inputs, targets, options, rationale, answer, task, template_type) to the source's column names; a Flan collection's catalog mapping (task: task_name, template_type: template_type) applies to local copies too.")
+    columns: dict[str, str] = Field(default_factory=dict, description="Column mapping from our fields (inputs, targets, options, rationale, answer, task, template_type; text for the pretraining objectives, default column 'text') to the source's column names; a Flan collection's catalog mapping (task: task_name, template_type: template_type) applies to local copies too.")
     revision: str | None = Field(None, description="Hub revision to pin (hf).")
-    streaming: bool = Field(False, description="hf only: stream the dataset instead of downloading it whole; rows are kept while their task (and template type) is under the cap and written to the cache once, so only what the caps need is kept, and when `tasks:` lists the tasks reading stops as soon as they are all full.")
+    streaming: bool = Field(False, description="hf only: stream the dataset instead of downloading it whole (a raw-text source for a pretraining objective reads documents up to the cap); rows are kept while their task (and template type) is under the cap and written to the cache once, so only what the caps need is kept, and when `tasks:` lists the tasks reading stops as soon as they are all full.")
     format: Literal["auto", "raw", "flan"] = Field("auto", description="flan: rows already rendered in the Flan 2022 submix format (inputs, targets, task_name, template_type zs_opt/zs_noopt/fs_opt/fs_noopt), used as they are: template_type selects rows to reach the template mix, no second template or few-shot; raw: (inputs, targets) pairs templated by flanctl; auto: flan when the source has a template_type column.")
 
 
@@ -182,6 +182,7 @@ class TrainSpec(Strict):
     log_every: int = Field(10, gt=0, description="Write metrics every N steps.")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of initialisation and dropout.")
     lora: Lora | None = Field(None, description="Train low-rank adapters instead of all weights (optimizer state only for them); none = full finetuning.")
+    objective: Literal["instruction", "causal_lm", "span_corruption", "ul2"] = Field("instruction", description="instruction: the mixture's (inputs, targets) examples, loss on the targets (the paper's finetuning); causal_lm: raw text, loss on every token, packed (PaLM's pretraining, cont-PaLM); span_corruption: T5's (15% noise in spans of mean 3, one sentinel per span from the top of the model's vocabulary); ul2: UL2's mixture of R/S/X denoisers with mode tokens [NLU]/[S2S]/[NLG] (U-PaLM's UL2R on a palm model, in prefix-LM form). The pretraining objectives read the collections' text sources: {kind: builtin, path: corpus}, or a local/hub source's text column.")
 
 
 # --------------------------------------------------------------------------- distribution

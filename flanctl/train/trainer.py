@@ -87,9 +87,21 @@ def _default_model(plan: Plan) -> keras.Model:
     built fresh from the architecture."""
     family = model_family(plan)
     if plan.model.weights:
-        model, _tokenizer = family.load(plan.model.weights)
+        model, _tokenizer = family.load(plan.model.weights, dropout=plan.spec.train.dropout)
+        _check_spec_tokenizer(plan)
         return _with_lora(plan, family.trainable(model))
     return _with_lora(plan, family.build(plan.model.architecture, dropout=plan.spec.train.dropout))
+
+
+def _check_spec_tokenizer(plan: Plan) -> None:
+    """Before any step: the ids the spec's tokenizer feeds must be the Hugging Face
+    checkpoint's own on a probe text (a one-line error otherwise)."""
+    from flanctl.models.hf_io import is_hf_folder
+    from flanctl.models.hf_probe import check_tokenizer
+
+    if is_hf_folder(plan.model.weights):
+        check_tokenizer(plan.model.weights, plan_tokenizer(plan),
+                        fix="point model.tokenizer at the checkpoint's own tokenizer (its spiece.model, or kind: preset)")
 
 
 def _with_lora(plan: Plan, model: keras.Model) -> keras.Model:
