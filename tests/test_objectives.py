@@ -326,3 +326,40 @@ def test_local_text_source_with_a_mapped_column(tmp_path):
     bad = src.replace("text: body", "text: missing")
     with pytest.raises(FlanctlError, match="no column 'missing' for text"):
         realize(_load(tmp_path, _spec_text("causal_lm", collections=bad), "bad.yaml").spec, tmp_path)
+
+
+def test_data_preview_and_stats_show_what_the_objective_makes(tmp_path):
+    from flanctl.data import preview_examples
+    from flanctl.data.stats import data_stats
+
+    loaded = _load(tmp_path, _spec_text("ul2"))
+    rows = preview_examples(loaded.spec, tmp_path, n=12, tokenizer=ByteTokenizer())
+    assert {r["format"][0] for r in rows} <= {"R", "X", "S"}
+    assert any("<extra_id_0>" in r["inputs"] and r["targets"].startswith("<extra_id_0>") for r in rows)
+    assert all(r["inputs"].startswith(("[NLU]", "[NLG]", "[S2S]")) for r in rows)
+    stats = data_stats(loaded.spec, tmp_path, tokenizer=ByteTokenizer(), sample_rows=8)
+    assert stats["tasks"][0]["task"] == "corpus" and stats["examples_per_sequence"] >= 1
+
+
+def test_streamed_hub_text_source_reads_only_up_to_the_cap(tmp_path, monkeypatch):
+    import datasets
+
+    from flanctl.data.mixture import realize
+
+    read = []
+
+    def rows():
+        for i in range(10_000):
+            read.append(i)
+            yield {"content": f"Streamed document {i}.", "id": i}
+
+    def fake_load_dataset(path, config=None, split=None, revision=None, streaming=False):
+        assert streaming and path == "someone/web-text"
+        return rows()
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    src = ("    - {name: web, proportion: 1, cap: 25, source: {kind: hf, path: someone/web-text, streaming: true, "
+           "columns: {text: content}}}\n")
+    loaded = _load(tmp_path, _spec_text("causal_lm", collections=src))
+    [task] = realize(loaded.spec, tmp_path).tasks
+    assert task.size == 25 and len(read) == 25 and task.load()[-1].inputs == "Streamed document 24."

@@ -102,21 +102,15 @@ def noise_mask(rng: np.random.Generator, n: int, density: float, mean_span: floa
 
 def corrupt_spans(tokens: np.ndarray, mask: np.ndarray, sentinel_top: int) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, targets): each noise span -> one sentinel in the inputs; targets = sentinel + span, per span."""
-    inputs, targets = [], []
-    k = -1
-    prev = False
-    for tok, m in zip(tokens.tolist(), mask.tolist()):
-        if m:
-            if not prev:
-                k += 1
-                sentinel = sentinel_top - 1 - k
-                inputs.append(sentinel)
-                targets.append(sentinel)
-            targets.append(tok)
-        else:
-            inputs.append(tok)
-        prev = m
-    return np.asarray(inputs, np.int32), np.asarray(targets, np.int32)
+    tokens = np.asarray(tokens, np.int32)
+    prev = np.zeros_like(mask)
+    prev[1:] = mask[:-1]
+    start = mask & ~prev  # first token of each noise span
+    sentinel = (sentinel_top - 1 - (np.cumsum(start) - 1)).astype(np.int32)
+    inputs = np.where(start, sentinel, tokens)[~mask | start]
+    pairs = np.stack([np.where(start, sentinel, -1), tokens])[:, mask]  # [sentinel or -1, token] per noise token
+    flat = pairs.T.reshape(-1)
+    return inputs.astype(np.int32), flat[flat >= 0].astype(np.int32)
 
 
 def denoise(tokens: np.ndarray, d: Denoiser, rng: np.random.Generator, sentinel_top: int) -> tuple[np.ndarray, np.ndarray]:
