@@ -238,6 +238,7 @@ def eval_cmd(
     write_predictions: Optional[str] = typer.Option(None, "--write-predictions", help="Also write the generated texts as JSONL ({suite} in the path: one file per suite)."),
     method: str = typer.Option("generate", "--method", help="MMLU: generate, or loglikelihood (rank the options)."),
     mmlu_cot_prompts: Optional[str] = typer.Option(None, "--mmlu-cot-prompts", help="JSON subject -> CoT prompt (default: <mmlu>/mmlu-cot.json, the paper's exemplars; without it mmlu-cot is refused unless --mmlu-cot-fallback)."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1, help="Tokens generated per answer for every suite (raises or lowers the budgets each suite derives from its prompts)."),
     mmlu_split: str = typer.Option("val", "--mmlu-split", help="MMLU split scored: val (the paper's Table 5) or test (its Tables 1 and 4)."),
     mmlu_cot_fallback: bool = typer.Option(False, "--mmlu-cot-fallback", help="mmlu-cot without the paper's mmlu-cot.json: use dev exemplars without rationales (labelled in the results)."),
     batch_size: int = typer.Option(EVAL_BATCH_SIZE, "--batch-size", help="Prompts decoded together."),
@@ -254,6 +255,7 @@ def eval_cmd(
         suites=suite, run=run, checkpoint=checkpoint, preset=preset, predictions=predictions, data_dir=data_dir,
         limit=limit, samples=samples, temperature=temperature, write_predictions=write_predictions,
         method=method, mmlu_cot_prompts=mmlu_cot_prompts, mmlu_split=mmlu_split, mmlu_cot_fallback=mmlu_cot_fallback,
+        max_new_tokens=max_new_tokens,
         batch_size=batch_size,
     )
     console = Console(stderr=as_json)

@@ -154,3 +154,18 @@ def test_grouped_scoring_equals_one_forward_per_continuation(lm):
     assert got[2][2] == 0.0  # an empty continuation has log-probability 0
     assert all(s < 0 for row in got for s in row if s != 0.0)
     assert pred.loglikelihood([], []) == []
+
+
+def test_a_budget_larger_than_the_model_never_shortens_the_prompt():
+    """A derived decode budget (BBH-CoT: up to 3,616 tokens) on a shorter model is cut to the room
+    left after the prompt; the prompt itself stays whole, so greedy outputs equal those of a budget
+    that fits."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    short = build_model(dict(TINY, max_sequence_length=48), "palm")
+    pred = KerasPredictor(short, TOK, "palm", batch_size=2)
+    prompt = "The quick brown fox jumps over the lazy dog."  # 44 bytes + BOS: room for 3 tokens
+    fits = pred.generate([prompt], 3, stop=[])
+    huge = pred.generate([prompt], 3_616, stop=[])
+    assert huge == fits and len(TOK.encode(huge[0][0])) <= 3

@@ -30,6 +30,7 @@ class EvalRequest:
     mmlu_cot_prompts: str | None = None
     mmlu_split: str = "val"
     mmlu_cot_fallback: bool = False
+    max_new_tokens: int | None = None
     batch_size: int = 16
     cwd: str = "."
     notes: list[str] = field(default_factory=list)
@@ -72,7 +73,8 @@ def evaluate(req: EvalRequest, progress=None) -> tuple[dict[str, Any], list[Path
     limit = req.limit if req.limit is not None or plan is None else plan.spec.eval.limit
     predictor, _source = load_predictor(plan, run_dir, req.checkpoint, req.preset, batch_size=req.batch_size)
     sc = {"samples": req.samples, "temperature": req.temperature}
-    kwargs = dict(limit=limit, self_consistency=sc, batch_size=req.batch_size, write_predictions_to=req.write_predictions, progress=progress, **options)
+    kwargs = dict(limit=limit, self_consistency=sc, batch_size=req.batch_size, max_new_tokens=req.max_new_tokens,
+                  write_predictions_to=req.write_predictions, progress=progress, **options)
     if len(req.suites) == 1:
         result = run_suite(req.suites[0], predictor, data_dir, **kwargs)
     else:

@@ -69,13 +69,14 @@ def generate_outputs(
 ) -> dict[str, list[str]]:
     """id -> generated texts, in batches of `batch_size` prompts. A batch gets the largest decode
     budget of its questions (the suite derives them from its data); `max_new_tokens`, the
-    spec's `eval.max_decode_length` or the CLI's, only lowers them."""
+    spec's `eval.max_decode_length` or the CLI's `--max-new-tokens`, replaces them (raises or
+    lowers every budget)."""
     outputs: dict[str, list[str]] = {}
     for start in range(0, len(examples), batch_size):
         batch = examples[start:start + batch_size]
         max_new = max(ex.max_new_tokens or suite.max_new_tokens for ex in batch)
         if max_new_tokens:
-            max_new = min(max_new, max_new_tokens)
+            max_new = max_new_tokens
         texts = predictor.generate(
             [ex.prompt for ex in batch], max_new, list(suite.stop),
             temperature=temperature, num_samples=samples, seed=seed + start,

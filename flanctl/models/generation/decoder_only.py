@@ -86,8 +86,13 @@ class DecoderOnlyEngine(TokenEngine):
         seed: int,
         finished: Callable[[int, list[int]], bool],
     ) -> list[list[int]]:
-        """New token ids per prompt; a row stops once `finished(row, ids)` says so."""
-        keep = max(1, self.max_length - max_new_tokens)
+        """New token ids per prompt; a row stops once `finished(row, ids)` says so.
+
+        The budget is cut to the room the model's length leaves after the longest prompt: a
+        large budget never shortens a prompt (only a prompt longer than the model keeps its end)."""
+        longest = max((len(p) for p in prompts), default=1)
+        max_new_tokens = max(1, min(max_new_tokens, self.max_length - longest))
+        keep = self.max_length - max_new_tokens
         prompts = [p[-keep:] if p else [self.pad_id] for p in prompts]
         b = len(prompts)
         plen = min(bucket(max(len(p) for p in prompts), self.length_multiple), keep)
