@@ -26,7 +26,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 from flanctl.train.synthetic_stream import SyntheticStream  # noqa: E402
 from flanctl.train.throughput import PEAK_FLOPS, mfu  # noqa: E402

@@ -102,10 +102,3 @@ MMLU_DERIVED_EXAMPLES = ("task664_mmmlu_answer_generation_abstract_algebra", "ta
 def is_mmlu_derived(task_name: str) -> bool:
     """True for an NIV2 task made from MMLU (matches 'mmmlu' and a plain 'mmlu' alike)."""
     return "mmlu" in task_name.lower()
-
-
-def builtin_task_count() -> int:
-    """Number of built-in train tasks (the `builtin` collection's task count)."""
-    from flanctl.catalog.builtin import BUILTIN_TRAIN_TASKS
-
-    return len(BUILTIN_TRAIN_TASKS)

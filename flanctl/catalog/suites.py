@@ -104,11 +104,6 @@ class SuiteFacts:
         key = (split or self.default_split) if self.splits else None
         return self.paper.get(key, PaperReference("", {}))
 
-    @property
-    def paper_scores(self) -> dict[str, float | None]:
-        """The paper's numbers for the default split: model -> score in %."""
-        return dict(self.reference().scores)
-
 
 #: MMLU rows per split (57 subjects; dev holds the 5 exemplars per subject).
 MMLU_SPLIT_EXAMPLES = {"val": 1_531, "test": 14_042}

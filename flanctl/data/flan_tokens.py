@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flanctl.data.flan_source import OTHER_TYPE, TEMPLATE_TYPES, TYPE_FORMAT, FlanIndex, FlanSource, select_rows
+from flanctl.data.flan_source import OTHER_TYPE, TEMPLATE_TYPES, FlanIndex, FlanSource, select_rows
 from flanctl.errors import FlanctlError
 
 TOKENS_VERSION = "1"
@@ -468,10 +468,6 @@ class FlanTokenizedTask:
         """The row's template type, as the dumps name it (zs_opt, zs_noopt, fs_opt, fs_noopt)."""
         t = int(self._ttypes[i])
         return TEMPLATE_TYPES[t] if t < OTHER_TYPE else "other"
-
-    def format_key(self, i: int) -> str:
-        t = int(self._ttypes[i])
-        return TYPE_FORMAT[TEMPLATE_TYPES[t]] if t < OTHER_TYPE else "zero_shot_noopts"
 
     @property
     def built_by(self) -> dict[int, int]:

@@ -19,31 +19,30 @@ def read_predictions(path: str | Path) -> dict[str, list[str]]:
     if not path.is_file():
         raise FlanctlError(f"{path}: predictions file not found")
     out: dict[str, list[str]] = {}
-    if True:  # one read: a byte that is not UTF-8 is reported at its line
-        for n, line in enumerate(read_utf8(path).splitlines(), start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise FlanctlError(f"{where}: not JSON ({exc.msg}); each line must be {{\"id\": ..., \"prediction\": \"...\"}}") from exc
-            if not isinstance(row, dict) or "id" not in row:
-                raise FlanctlError(f"{where}: each line must be an object with an \"id\"")
-            ex_id = str(row["id"])
-            if "predictions" in row:
-                texts = row["predictions"]
-                if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-                    raise FlanctlError(f"{where}: \"predictions\" must be a non-empty list of strings")
-            elif "prediction" in row:
-                if not isinstance(row["prediction"], str):
-                    raise FlanctlError(f"{where}: \"prediction\" must be a string")
-                texts = [row["prediction"]]
-            else:
-                raise FlanctlError(f"{where}: needs \"prediction\" (a string) or \"predictions\" (a list of strings)")
-            if ex_id in out:
-                raise FlanctlError(f"{where}: duplicate id {ex_id!r}")
-            out[ex_id] = texts
+    for n, line in enumerate(read_utf8(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise FlanctlError(f"{where}: not JSON ({exc.msg}); each line must be {{\"id\": ..., \"prediction\": \"...\"}}") from exc
+        if not isinstance(row, dict) or "id" not in row:
+            raise FlanctlError(f"{where}: each line must be an object with an \"id\"")
+        ex_id = str(row["id"])
+        if "predictions" in row:
+            texts = row["predictions"]
+            if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+                raise FlanctlError(f"{where}: \"predictions\" must be a non-empty list of strings")
+        elif "prediction" in row:
+            if not isinstance(row["prediction"], str):
+                raise FlanctlError(f"{where}: \"prediction\" must be a string")
+            texts = [row["prediction"]]
+        else:
+            raise FlanctlError(f"{where}: needs \"prediction\" (a string) or \"predictions\" (a list of strings)")
+        if ex_id in out:
+            raise FlanctlError(f"{where}: duplicate id {ex_id!r}")
+        out[ex_id] = texts
     return out
 
 

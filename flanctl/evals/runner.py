@@ -18,11 +18,6 @@ from flanctl.evals.suites.base import EvalExample, Suite, mean, prompts_hash
 Progress = Callable[[str, int, int], None]  # (suite, done, total)
 
 
-def paper_scores(suite: str, split: str | None = None) -> dict[str, float | None]:
-    """The paper's Flan-PaLM 540B and Flan-T5-XXL scores for `suite` on `split` (catalog facts)."""
-    return dict(lookup(suite).facts.reference(split).scores)
-
-
 def _sc_settings(self_consistency: Any) -> tuple[int, float]:
     """(samples, temperature) from a spec `SelfConsistency`, a dict, a tuple, or None."""
     if self_consistency is None:

@@ -24,7 +24,7 @@ By name (thin wrappers over the families):
 
 from __future__ import annotations
 
-from flanctl.catalog.models import packing_note, supports_packing
+from flanctl.catalog.models import packing_note, supports_packing  # noqa: F401  (re-exported)
 
 _LAZY = {
     "ModelFamily": "flanctl.models.families",

@@ -90,9 +90,6 @@ class RunDir:
         """Final name of the checkpoint of `step` (writers use a temporary name, then rename)."""
         return self.checkpoints_dir / f"step_{step}"
 
-    def eval_path(self, suite: str) -> Path:
-        return self.evals_dir / f"{suite}.json"
-
     def exists(self) -> bool:
         """True when the run was applied at least once (it has a state file)."""
         return self.state_path.is_file()

@@ -11,7 +11,6 @@ from typing import Any
 
 import yaml
 
-from flanctl.errors import SpecError
 from flanctl.spec.extends import SourceTree
 from flanctl.spec.field_paths import annotation_at, format_path, model_at, suggest
 from flanctl.spec.yaml_positions import Mark, NodePos

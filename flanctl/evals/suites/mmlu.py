@@ -51,14 +51,13 @@ def read_csv(path: Path) -> list[tuple[str, tuple[str, str, str, str], str]]:
         parsed = list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error as exc:
         raise FlanctlError(f"{path}: not CSV ({exc}); expected rows 'question,A,B,C,D,answer'") from None
-    if True:
-        for n, row in enumerate(parsed, start=1):
-            if len(row) != 6:
-                raise FlanctlError(f"{path}:{n}: expected 6 fields 'question,A,B,C,D,answer', got {len(row)}")
-            answer = row[5].strip()
-            if answer not in LETTERS:
-                raise FlanctlError(f"{path}:{n}: answer {answer!r} is not one of A, B, C, D")
-            rows.append((row[0], (row[1], row[2], row[3], row[4]), answer))
+    for n, row in enumerate(parsed, start=1):
+        if len(row) != 6:
+            raise FlanctlError(f"{path}:{n}: expected 6 fields 'question,A,B,C,D,answer', got {len(row)}")
+        answer = row[5].strip()
+        if answer not in LETTERS:
+            raise FlanctlError(f"{path}:{n}: answer {answer!r} is not one of A, B, C, D")
+        rows.append((row[0], (row[1], row[2], row[3], row[4]), answer))
     return rows
 
 
