@@ -51,6 +51,12 @@ class RealizedMixture:
     notes: list[str]
 
 
+def _note_dropped(notes: list[str], collection: str, path: str, dropped: int) -> None:
+    """A note (shown by `plan` and `data stats`) for rows a source left out."""
+    if dropped:
+        notes.append(f"collection {collection}: {dropped:,} row(s) of {path} dropped: inputs or targets null, empty or not text")
+
+
 def _catalog_collection(name: str):
     return COLLECTIONS.get(name)
 
@@ -228,6 +234,7 @@ def realize(spec, base_dir: str | Path, allow_network: bool = True) -> RealizedM
                 if source.kind == "hf" and not allow_network:
                     raise LookupError(source.path)
                 loaded = load_source(source, base_dir, default_task=coll.name)
+                _note_dropped(notes, coll.name, source.path, loaded.dropped)
                 by_task: dict[str, list[Example]] = {}
                 for ex in loaded.examples:
                     by_task.setdefault(ex.task, []).append(ex)
@@ -256,6 +263,7 @@ def realize(spec, base_dir: str | Path, allow_network: bool = True) -> RealizedM
                 if t.source.kind == "hf" and not allow_network:
                     raise LookupError(t.source.path)
                 loaded = load_source(t.source, base_dir, default_task=t.name)
+                _note_dropped(notes, coll.name, t.source.path, loaded.dropped)
                 exs = [Example(e.inputs, e.targets, e.options, e.rationale, e.answer, t.name) for e in loaded.examples]
                 if not exs:
                     raise FlanctlError(f"mixture.collections[{coll.name}].user_tasks[{t.name}]: the source has no examples")

@@ -28,6 +28,8 @@ class LoadedSource:
     examples: list[Example]
     fingerprint: str
     description: str
+    #: Rows left out because their inputs or targets were null, empty or not text.
+    dropped: int = 0
 
 
 def resolve_local(path: str, base_dir: Path) -> Path:
@@ -64,11 +66,84 @@ def _load_local(source, base_dir: Path):
     if None in kinds or len(kinds) != 1:
         raise FlanctlError(f"source {source.path}: files must all be one of JSONL/JSON, CSV or Parquet (found {', '.join(sorted({f.suffix for f in files}))})")
     builder = kinds.pop()
+    if builder != "parquet":
+        # datasets reads bytes that are not UTF-8 without complaint and fails later, far away.
+        for f in files:
+            problem = utf8_problem(f)
+            if problem:
+                raise FlanctlError(f"source {source.path}: {problem}")
+    datasets.disable_progress_bars()  # "Generating train split" bars bury flanctl's own lines
     try:
         ds = datasets.load_dataset(builder, data_files=[str(f) for f in files], split="train")
     except Exception as exc:
+        # Find what is wrong in the files themselves: datasets' own messages do not say where.
+        for f in files:
+            problem = text_file_problem(f, builder)
+            if problem:
+                raise FlanctlError(f"source {source.path}: {problem}") from None
         raise FlanctlError(f"source {source.path}: could not read {builder} data: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
     return ds, _file_fingerprint(files)
+
+
+def text_file_problem(path: Path, builder: str) -> str | None:
+    """The first thing that keeps a JSONL/JSON/CSV file from loading, as `file:line:col: what;
+    fix`, or None. Only called once loading failed."""
+    import csv
+
+    if builder == "parquet":
+        return None
+    if path.stat().st_size == 0:
+        return f"{path}: the file is empty; add rows or remove it"
+    problem = utf8_problem(path)
+    if problem:
+        return problem
+    with open(path, encoding="utf-8", newline="") as fh:
+        if builder == "json" and path.suffix.lower() == ".jsonl":
+            for n, row in enumerate(fh, start=1):
+                if not row.strip():
+                    continue
+                try:
+                    value = json.loads(row)
+                except json.JSONDecodeError as exc:
+                    return f"{path}:{n}:{exc.colno}: not JSON ({exc.msg}); each line must be one JSON object"
+                if not isinstance(value, dict):
+                    return f"{path}:{n}:1: expected a JSON object per line, got {type(value).__name__}"
+            return None
+        if builder == "csv":
+            reader = csv.reader(fh, strict=True)
+            try:
+                header = next(reader, None)
+                if not header:
+                    return f"{path}:1:1: no header row; the first line must name the columns (e.g. inputs,targets)"
+                for row in reader:
+                    if row and len(row) != len(header):
+                        return f"{path}:{reader.line_num}:1: {len(row)} fields where the header has {len(header)}; quote fields that hold commas"
+            except csv.Error as exc:
+                return f"{path}:{reader.line_num}:1: not valid CSV ({exc}); check the quotes on this line"
+    return None
+
+
+def utf8_problem(path: Path) -> str | None:
+    """`file:line:col: not UTF-8 text ...` for the first byte that is not UTF-8, else None
+    (read a block at a time)."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line, col, offset = 1, 1, 0
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            try:
+                text = decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                head = block[: exc.start]
+                line += head.count(b"\n")
+                col = exc.start - head.rfind(b"\n") if b"\n" in head else col + exc.start
+                return (f"{path}:{line}:{col}: not UTF-8 text (byte 0x{block[exc.start]:02x} at offset {offset + exc.start}); "
+                        "save the file as UTF-8")
+            line += text.count("\n")
+            col = len(text) - text.rfind("\n") if "\n" in text else col + len(text)
+            offset += len(block)
+    return None
 
 
 def _load_hub(source):
@@ -106,8 +181,22 @@ def _options(value) -> list[str] | None:
     return [o.strip() for o in text.split("||") if o.strip()] or None
 
 
-def dataset_to_examples(ds, columns: dict[str, str], default_task: str, where: str) -> list[Example]:
-    """Map a `datasets.Dataset` to Examples with the column mapping (our field -> column)."""
+def _text(value) -> str | None:
+    """A field as text: strings and numbers (a CSV target "4" arrives as 4); None for null,
+    empty and any other type (lists, dicts), so that a row never trains on "None"."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value
+    return None
+
+
+def dataset_to_examples(ds, columns: dict[str, str], default_task: str, where: str) -> tuple[list[Example], int]:
+    """Map a `datasets.Dataset` to Examples with the column mapping (our field -> column).
+    Returns the examples and how many rows were left out: a row whose inputs or targets are
+    null, empty or not text is dropped (and counted), never trained on as the text "None"."""
     unknown = set(columns) - set(FIELDS) - {"text"}  # text: read by the pretraining objectives (data/text_sources.py)
     if unknown:
         raise FlanctlError(f"{where}: columns: unknown field(s) {', '.join(sorted(unknown))}; map any of {', '.join(FIELDS)}")
@@ -124,21 +213,26 @@ def dataset_to_examples(ds, columns: dict[str, str], default_task: str, where: s
     cols = {f: data[mapping[f]] if mapping[f] in present else None for f in FIELDS}
     n = len(ds)
     out = []
+    dropped = 0
     for i in range(n):
-        target = str(cols["targets"][i])
+        inputs, target = _text(cols["inputs"][i]), _text(cols["targets"][i])
+        if inputs is None or target is None:
+            dropped += 1
+            continue
         answer = cols["answer"][i] if cols["answer"] is not None else None
         rationale = cols["rationale"][i] if cols["rationale"] is not None else None
+        task = _text(cols["task"][i]) if cols["task"] is not None else None
         out.append(
             Example(
-                inputs=str(cols["inputs"][i]),
+                inputs=inputs,
                 targets=target,
                 options=_options(cols["options"][i]) if cols["options"] is not None else None,
-                rationale=str(rationale) if rationale else None,
-                answer=str(answer) if answer not in (None, "") else target,
-                task=str(cols["task"][i]) if cols["task"] is not None else default_task,
+                rationale=_text(rationale),
+                answer=_text(answer) or target,
+                task=task or default_task,
             )
         )
-    return out
+    return out, dropped
 
 
 def load_source(source, base_dir: Path, default_task: str) -> LoadedSource:
@@ -151,8 +245,8 @@ def load_source(source, base_dir: Path, default_task: str) -> LoadedSource:
         desc = f"hf:{source.path}"
     else:
         raise FlanctlError(f"source kind '{source.kind}' is not read by load_source (built-in tasks are generated)")
-    examples = dataset_to_examples(ds, dict(source.columns), default_task, f"source {source.path}")
-    return LoadedSource(examples, f"{desc}:{fp}:{json.dumps(dict(source.columns), sort_keys=True)}", desc)
+    examples, dropped = dataset_to_examples(ds, dict(source.columns), default_task, f"source {source.path}")
+    return LoadedSource(examples, f"{desc}:{fp}:{json.dumps(dict(source.columns), sort_keys=True)}", desc, dropped)
 
 
 def open_flan(source, base_dir: Path, cache_dir: Path, allow_network: bool = True, cap: int | None = None,
