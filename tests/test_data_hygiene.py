@@ -69,3 +69,16 @@ def test_unreadable_source_files_get_one_line_naming_file_line_and_fix(tmp_path)
         with pytest.raises(FlanctlError, match=message) as exc:
             realize(load_spec(tmp_path / "s.yaml").spec, tmp_path)
         assert "\n" not in str(exc.value) and (tmp_path / name).read_bytes() == before
+
+
+def test_a_truncated_or_empty_cache_shard_is_rebuilt(tmp_path):
+    import numpy as np
+
+    from flanctl.data.tokenized import load_shard
+
+    shard = tmp_path / "task.npz"
+    np.savez(shard, inputs=np.arange(10))
+    whole = shard.read_bytes()
+    for damaged in (whole[: len(whole) // 2], b""):
+        shard.write_bytes(damaged)
+        assert load_shard("task", shard) is None  # the caller tokenizes the task again

@@ -15,6 +15,7 @@ import json
 import os
 import random
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,7 +135,7 @@ def load_shard(name: str, path: Path) -> TokenizedTask | None:
             return TokenizedTask(name, z["inputs"], z["in_off"], z["targets"], z["tg_off"], z["formats"],
                                  int(c[0]), int(c[1]), int(c[2]), from_cache=True,
                                  ends=z["ends"] if "ends" in z.files else None)
-    except (OSError, KeyError, ValueError):  # unreadable shard: rebuild it
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # truncated, empty or damaged: rebuild it
         return None
 
 
