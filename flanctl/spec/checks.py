@@ -90,10 +90,6 @@ def _check_mesh(spec: Spec, r: _Reporter) -> None:
 
 def _check_model(spec: Spec, r: _Reporter) -> None:
     m = spec.model
-    lora = spec.train.lora
-    if lora is not None and lora.dropout:
-        r.error("train.lora.dropout: only 0 is supported (Keras' LoRA layers have no adapter dropout); "
-                "use train.dropout for the model's dropout", ("train", "lora", "dropout"), ("train", "lora"))
     if not catalog_models.family_facts(m.family).has_formula:  # a keras-hub preset brings its own architecture
         if not m.preset and not m.checkpoint:
             r.error("model.family 'preset' needs model.preset (a keras-hub preset handle or local preset directory)",

@@ -157,7 +157,6 @@ class Lora(Strict):
 
     rank: int = Field(8, gt=0, description="Rank r of each adapter pair A [in, r], B [r, out] (B starts at zero).")
     alpha: float = Field(16.0, gt=0, description="Scale: the update added to a kernel is (alpha / rank) * A @ B.")
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapter input (only 0 is supported: Keras' LoRA layers have none).")
     targets: list[LoraTarget] = Field(default_factory=lambda: ["query", "value"], min_length=1, description="Attention projections that get adapters, in every attention block (T5: encoder self, decoder self and cross attention).")
 
 
