@@ -23,6 +23,7 @@ demo: $(STAMP)
 
 pretrain: $(STAMP)
 	$(BIN)/flanctl apply examples/pretrain.yaml
+	$(BIN)/python examples/base/record.py runs/pretrain
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 tests

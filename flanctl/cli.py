@@ -236,7 +236,7 @@ def eval_cmd(
     samples: int = typer.Option(1, "--samples", help="Self-consistency: samples per question (1 = greedy)."),
     temperature: float = typer.Option(0.7, "--temperature", help="Sampling temperature when --samples > 1."),
     write_predictions: Optional[str] = typer.Option(None, "--write-predictions", help="Also write the generated texts as JSONL ({suite} in the path: one file per suite)."),
-    method: str = typer.Option("generate", "--method", help="MMLU: generate, or loglikelihood (rank the options)."),
+    method: Optional[str] = typer.Option(None, "--method", help="generate, or loglikelihood (rank the options; mmlu and builtin). Default: the run's eval.method, else generate."),
     mmlu_cot_prompts: Optional[str] = typer.Option(None, "--mmlu-cot-prompts", help="JSON subject -> CoT prompt (default: <mmlu>/mmlu-cot.json, the paper's exemplars; without it mmlu-cot is refused unless --mmlu-cot-fallback)."),
     max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1, help="Tokens generated per answer for every suite (raises or lowers the budgets each suite derives from its prompts)."),
     mmlu_split: str = typer.Option("val", "--mmlu-split", help="MMLU split scored: val (the paper's Table 5) or test (its Tables 1 and 4)."),

@@ -126,7 +126,9 @@ def test_tiny_plan_sections(tmp_path):
     assert mix["realized"] is None
     suites = {s["name"]: s for s in plan.eval["suites"]}
     assert suites["bbh"]["examples"] == 5 * 27 and suites["bbh"]["full_examples"] == 6511
-    assert suites["builtin"]["subtasks"] == 4
+    from flanctl.catalog.builtin import BUILTIN_HELD_OUT_TASKS
+
+    assert suites["builtin"]["subtasks"] == len(BUILTIN_HELD_OUT_TASKS) == 8
     assert plan.run.diff["action"] == "create"
 
 

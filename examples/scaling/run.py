@@ -1,13 +1,17 @@
 """The toy scaling experiment: held-out score vs. number of finetuning tasks, per model size.
 
-Runs `flanctl apply` on every spec in `examples/scaling/grid/` (3 model sizes x 1, 4, 8, 16
-built-in training tasks; all evaluated on the built-in held-out tasks, which no run trains
-on), then `flanctl report` over all of them, which draws the plot in the shape of Figure 4 of
-Chung et al. (2022). Runs whose evals already exist are skipped, so an interrupted experiment
-picks up where it stopped. `make scaling` calls this script.
+Every size starts from a base pretrained on the built-in corpus: l is the shipped base
+(examples/base/), s and m are pretrained first with the same recipe (`pretrain/<size>.yaml`,
+skipped when already done). Then `flanctl apply` runs every spec in `examples/scaling/grid/`
+(3 sizes x 1, 4, 8, 16, 29 built-in training tasks; all evaluated on the built-in held-out
+tasks, which no run trains on). Apply scores each base before finetuning (the paper's
+"0 tasks" point: the pretrained model alone) and after. `flanctl report` over all of them
+draws the plot in the shape of Figure 4 of Chung et al. (2022). Runs whose evals already
+exist are skipped, so an interrupted experiment picks up where it stopped. `make scaling`
+calls this script.
 
-    python examples/scaling/run.py                     # the whole grid (36 min on 2 idle CPU cores)
-    python examples/scaling/run.py --sizes s m --tasks 1 16 --steps 50   # a quick look
+    python examples/scaling/run.py                     # the whole grid (see README for its time)
+    python examples/scaling/run.py --sizes s l --tasks 1 25 --steps 50   # a quick look
     python examples/scaling/run.py --report-only       # redraw from the finished runs
 """
 
@@ -41,7 +45,7 @@ def grid_specs(sizes: list[str], tasks: list[int]) -> list[Path]:
     specs = [GRID / f"{s}-t{k:02d}.yaml" for s in sizes for k in tasks]
     missing = [p for p in specs if not p.exists()]
     if missing:
-        sys.exit(f"error: no grid spec {missing[0].relative_to(REPO)}; sizes are s/m/l and task counts 1/4/8/16")
+        sys.exit(f"error: no grid spec {missing[0].relative_to(REPO)}; sizes are s/m/l and task counts 1/4/8/16/29")
     return specs
 
 
@@ -76,47 +80,40 @@ def apply_and_eval(spec: Path, overrides: list[str], rdir: Path, replace: bool) 
         return proc.returncode
     if (rdir / "evals" / "builtin.json").exists():
         return 0
-    limit = Plan.load(rdir / "plan.json").spec.eval.limit
-    extra = ["--limit", str(limit)] if limit else []
+    ev = Plan.load(rdir / "plan.json").spec.eval
+    extra = (["--limit", str(ev.limit)] if ev.limit else []) + ["--method", ev.method]
     return flanctl("eval", "--run", str(rdir), "--suite", "builtin", *extra, capture=True).returncode
 
 
-# The untrained model of each size: one optimizer step at a learning rate too small to move
-# any weight, so that `apply` + its evals give the score before finetuning (the paper's
-# "0 tasks" point). Its result is copied into every run of that size as
-# `evals/builtin.before.json`, which `flanctl report` draws at x = 0.
-INIT_OVERRIDES = ["train.steps=1", "train.learning_rate=1e-12", "train.warmup_steps=0", "train.checkpoint_every=1"]
+PRETRAIN = HERE / "pretrain"
 
 
-def ensure_tokenizer(overrides: list[str]) -> None:
-    """Train the grid's shared SentencePiece model on the largest (16-task) mixture before any
-    run: otherwise the first run would train it on its own, smaller mixture and every later run
-    would reuse that. `flanctl data stats` trains a missing tokenizer and changes nothing else."""
-    spec = GRID / "s-t16.yaml"
-    proc = flanctl("data", "stats", str(spec), *[a for o in overrides for a in ("--set", o)], capture=True)
-    if proc.returncode != 0:
-        sys.exit(f"error: could not prepare the tokenizer with `flanctl data stats {spec.relative_to(REPO)}`: {proc.stderr.strip()}")
-
-
-def measure_before(size: str, spec: Path, targets: list[Path], force: bool, extra: list[str]) -> None:
-    """Evaluate the untrained model of `size` once and record it in each of `targets`."""
-    name = f"scaling-{size}-init"
-    overrides = [*extra, *INIT_OVERRIDES, f"name={name}"]
-    init_dir, spec_hash = run_dir(spec, overrides)
-    result = init_dir / "evals" / "builtin.json"
-    if force or not is_done(init_dir, spec_hash):
-        if apply_and_eval(spec, overrides, init_dir, replace=True) != 0 or not result.exists():
-            print(f"warning: could not score the untrained {size} model; the plot has no 0-task point for it", file=sys.stderr)
-            return
-    for target in targets:
-        (target / "evals").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(result, target / "evals" / "builtin.before.json")
+def ensure_bases(sizes: list[str]) -> dict[str, str]:
+    """`model.checkpoint` overrides per size: pretrain the bases of pretrain/<size>.yaml that
+    are not done yet (a size without such a spec, l, uses its grid specs' own checkpoint)."""
+    out: dict[str, str] = {}
+    for size in sizes:
+        spec = PRETRAIN / f"{size}.yaml"
+        if not spec.exists():
+            continue
+        rdir, spec_hash = run_dir(spec, [])
+        export = rdir / "export"
+        done = (export / "model.weights.h5").exists() and Plan.load(rdir / "plan.json").spec_hash == spec_hash
+        if not done:
+            t0 = time.perf_counter()
+            print(f"pretraining the {size} base: flanctl apply {spec.relative_to(REPO)}")
+            proc = flanctl("apply", str(spec), "--replace")
+            if proc.returncode != 0 or not (export / "model.weights.h5").exists():
+                sys.exit(f"error: pretraining the {size} base failed (exit {proc.returncode})")
+            print(f"pretrained the {size} base in {time.perf_counter() - t0:.0f}s")
+        out[size] = f"model.checkpoint={export}"
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", nargs="+", default=["s", "m", "l"], help="model sizes from sizes/ (s, m, l)")
-    ap.add_argument("--tasks", nargs="+", type=int, default=[1, 4, 8, 16], help="task counts from tasks/")
+    ap.add_argument("--tasks", nargs="+", type=int, default=[1, 4, 8, 16, 29], help="task counts from tasks/")
     ap.add_argument("--steps", type=int, default=None, help="override train.steps of every run")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="override a field of every run, e.g. --set eval.limit=10 (repeatable)")
@@ -125,7 +122,6 @@ def main() -> int:
     ap.add_argument("--docs-png", default=None, help="also copy the scaling plot here (e.g. docs/scaling.png)")
     ap.add_argument("--report-only", action="store_true", help="skip training; report on the finished runs")
     ap.add_argument("--force", action="store_true", help="re-run runs that already have evals")
-    ap.add_argument("--no-before", action="store_true", help="do not score the untrained models (no 0-task point)")
     args = ap.parse_args()
     WORKDIR[0] = Path(args.workdir).resolve()
     WORKDIR[0].mkdir(parents=True, exist_ok=True)
@@ -133,12 +129,13 @@ def main() -> int:
     overrides = [f"train.steps={args.steps}", f"train.checkpoint_every={args.steps}"] if args.steps else []
     overrides += args.sets
     specs = grid_specs(args.sizes, args.tasks)
-    if not args.report_only:
-        ensure_tokenizer(args.sets)
-    run_dirs: list[Path] = []
     started = time.perf_counter()
+    bases = {} if args.report_only else ensure_bases(args.sizes)
+    run_dirs: list[Path] = []
     for i, spec in enumerate(specs, start=1):
-        rdir, spec_hash = run_dir(spec, overrides)
+        base = bases.get(spec.stem.split("-")[0])
+        spec_overrides = overrides + ([base] if base else [])
+        rdir, spec_hash = run_dir(spec, spec_overrides)
         run_dirs.append(rdir)
         done = is_done(rdir, spec_hash)
         label = f"[{i}/{len(specs)}] {spec.relative_to(REPO)}"
@@ -146,17 +143,11 @@ def main() -> int:
             print(f"{label}: {'skipped' if args.report_only else 'already evaluated'} ({rdir})")
             continue
         t0 = time.perf_counter()
-        code = apply_and_eval(spec, overrides, rdir, replace=args.force)
+        code = apply_and_eval(spec, spec_overrides, rdir, replace=args.force)
         if code != 0:
             print(f"{label}: flanctl apply/eval failed (exit {code}); stopping", file=sys.stderr)
             return code
         print(f"{label}: done in {time.perf_counter() - t0:.0f}s (total {time.perf_counter() - started:.0f}s)")
-
-    if not args.report_only and not args.no_before:
-        for size in args.sizes:
-            size_specs = [(sp, d) for sp, d in zip(specs, run_dirs) if sp.stem.startswith(f"{size}-") and d.is_dir()]
-            if size_specs:
-                measure_before(size, size_specs[0][0], [d for _, d in size_specs], args.force, args.sets)
 
     finished = [d for d in run_dirs if d.is_dir()]
     if not finished:

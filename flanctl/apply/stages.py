@@ -133,12 +133,23 @@ def default_stages(console=None) -> Stages:
 
 
 def before_after_lines(scores: dict[str, dict]) -> list[str]:
-    """`held-out <suite>: X before finetuning -> Y after` for every suite scored both times."""
+    """`held-out <suite>: X before finetuning -> Y after (chance C; normalized N -> M)` for every
+    suite scored both times, then one line per task of the suite (before -> after), so the
+    gain can be read task by task."""
     if "before" not in scores or "after" not in scores:
         return []
-    before = {r["suite"]: r["score"] for r in scores["before"].get("suites", [scores["before"]])}
-    return [
-        f"held-out {r['suite']}: {before[r['suite']]:.1f} before finetuning -> {r['score']:.1f} after"
-        for r in scores["after"].get("suites", [scores["after"]])
-        if r["suite"] in before
-    ]
+    before = {r["suite"]: r for r in scores["before"].get("suites", [scores["before"]])}
+    lines = []
+    for r in scores["after"].get("suites", [scores["after"]]):
+        b = before.get(r["suite"])
+        if b is None:
+            continue
+        line = f"held-out {r['suite']}: {b['score']:.1f} before finetuning -> {r['score']:.1f} after"
+        if "chance" in r and "normalized" in r and "normalized" in b:
+            line += f" (chance {r['chance']:.1f}; normalized {b['normalized']:.1f} -> {r['normalized']:.1f})"
+        lines.append(line)
+        tasks, tasks_before = r.get("tasks") or {}, b.get("tasks") or {}
+        if len(tasks) > 1:
+            width = max(len(t) for t in tasks)
+            lines += [f"  {t:<{width}}  {tasks_before[t]:5.1f} -> {s:5.1f}" for t, s in tasks.items() if t in tasks_before]
+    return lines

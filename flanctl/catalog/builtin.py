@@ -4,6 +4,9 @@ These tasks need no download, so the quickstart and the tests can finetune and e
 them offline. `flanctl/data/builtin_tasks.py` implements a generator for exactly these names
 (a test checks both ways). The held-out tasks are never trained on: the `builtin` eval suite
 uses them to measure generalisation to unseen tasks, as the paper's held-out benchmarks do.
+The "world knowledge" tasks ask about the world the built-in pretraining corpus describes: a
+model answers the held-out ones only by combining what pretraining taught it with the
+question answering finetuning taught it (the paper's reading of its Figure 4).
 """
 
 from __future__ import annotations
@@ -48,6 +51,14 @@ BUILTIN_TRAIN: tuple[BuiltinTask, ...] = (
     _t("category_pick", "Pick the one option of a category (fruit, animal, colour, name) among distractors.", True, "classification"),
     _t("list_position", "Give the entry at a position (first, second, ..., last) of a short list.", True, "retrieval"),
     _t("mention_pick", "Say which of the options a sentence mentions (what someone packed, bought, ...).", True, "retrieval"),
+    _t("home_town", "Closed-book: the town a person of the corpus's world lives in (finetuning half).", True, "world knowledge"),
+    _t("trade", "Closed-book: a person's trade (finetuning half of the world).", True, "world knowledge"),
+    _t("pet_kind", "Closed-book: the kind of pet a person keeps (finetuning half of the world).", True, "world knowledge"),
+    _t("favourite_colour", "Closed-book: a person's favourite colour (finetuning half of the world).", True, "world knowledge"),
+    _t("friend", "Closed-book: a friend of a person (finetuning half of the world).", True, "world knowledge"),
+    _t("sibling", "Closed-book: a person's sibling (finetuning half of the world).", True, "world knowledge"),
+    _t("town_river", "Closed-book: the river a town lies on (finetuning half of the world).", True, "world knowledge"),
+    _t("town_goods", "Closed-book: what a town is known for (finetuning half of the world).", True, "world knowledge"),
 )
 
 #: Tasks never trained on; the `builtin` eval suite scores them (exact match or option accuracy).
@@ -56,6 +67,10 @@ BUILTIN_HELD_OUT: tuple[BuiltinTask, ...] = (
     _t("modular_arithmetic", "Compute (a op b) mod m for small integers.", False, "arithmetic"),
     _t("temporal_sequences", "Given a schedule of activities, say when a person was free.", True, "tracking"),
     _t("anagram_check", "Say whether two words are anagrams of each other.", True, "string manipulation"),
+    _t("recall_home_town", "Closed-book: the home town of a person of the held-out half of the world (only the corpus says).", True, "world knowledge"),
+    _t("recall_trade", "Closed-book: the trade of a person of the held-out half (only the corpus says).", True, "world knowledge"),
+    _t("recall_pet_kind", "Closed-book: the kind of pet a person of the held-out half keeps (only the corpus says).", True, "world knowledge"),
+    _t("recall_town_goods", "Closed-book: what a town of the held-out half is known for (only the corpus says).", True, "world knowledge"),
 )
 
 #: Names only, in catalog order (the data room's generators implement exactly these).

@@ -1,7 +1,10 @@
 """Accelerator facts (for the plan and the trainer's MFU): memory per device and peak dense bf16 FLOP/s.
 
 Vendor datasheet numbers (dense, no sparsity). The CPU numbers are rough: memory is this
-host's RAM when it can be read, and the FLOP/s is an order of magnitude for a few cores.
+host's RAM when it can be read, and the FLOP/s is a nominal figure for the plan's time
+estimate only. It is below what one float32 matmul reaches on two modern cores (~2.3e11
+measured), so the trainer does not use it: on CPU it measures the peak in-process
+(`flanctl.train.throughput.measured_cpu_peak_flops`) and reports MFU relative to that.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ DEVICE_MEMORY: dict[str, int | None] = {
 
 #: device kind -> peak dense bf16 FLOP/s per device.
 DEVICE_PEAK_FLOPS: dict[str, float] = {
-    "cpu": 1e11,  # rough: a few AVX cores; only the order of magnitude matters
+    "cpu": 1e11,  # nominal, for plan estimates; training MFU on CPU uses a measured matmul peak
     "h100": 989e12,
     "h200": 989e12,
     "a100": 312e12,

@@ -91,6 +91,9 @@ class SuiteFacts:
     members: tuple[str, ...] = ()  # a group's suites (`flan-held-out`); empty for a suite
     splits: dict[str, int] = field(default_factory=dict)  # split -> examples, for suites that have a split choice
     default_split: str | None = None
+    #: Scoring methods: "generate" (read the answer from generated text), and "loglikelihood"
+    #: (rank the answer options) for suites whose questions come with options.
+    methods: tuple[str, ...] = ("generate",)
 
     @property
     def examples(self) -> int:
@@ -141,6 +144,7 @@ SUITES: dict[str, SuiteFacts] = {
             "test": PaperReference("Table 4 (test split)", {"flan-palm-540b": 72.2, "flan-t5-xxl": None}),
         },
         id_format="<subject>-<i>", splits=dict(MMLU_SPLIT_EXAMPLES), default_split=MMLU_DEFAULT_SPLIT,
+        methods=("generate", "loglikelihood"),
     ),
     "mmlu-cot": SuiteFacts(
         "mmlu-cot", "MMLU, 57 exam subjects, 5-shot chain-of-thought", 5, True, "accuracy", {}, 57, 25.0,
@@ -171,11 +175,12 @@ SUITES: dict[str, SuiteFacts] = {
         {}, 0, 0.0, members=HEADLINE_SUITES,
     ),
     "builtin": SuiteFacts(
-        "builtin", "flanctl's held-out procedural tasks (never trained on), zero-shot", 0, False, "exact_match",
-        # Chance: 1/(options) per multiple-choice task, 0 for free answers, averaged over the four
+        "builtin", "flanctl's held-out built-in tasks (procedural and world knowledge; never trained on), zero-shot",
+        0, False, "exact_match",
+        # Chance: 1/(options) per multiple-choice task, 0 for free answers, averaged over the
         # held-out tasks (a test recomputes it from the generated test examples).
         {task: BUILTIN_EXAMPLES_PER_TASK for task in BUILTIN_HELD_OUT_TASKS}, len(BUILTIN_HELD_OUT_TASKS), 25.0,
-        id_format="<task>-<i>",
+        id_format="<task>-<i>", methods=("generate", "loglikelihood"),
     ),
 }
 

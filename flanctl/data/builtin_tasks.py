@@ -11,6 +11,16 @@ deterministic, split-aware list of `Example`s:
 
 The held-out tasks are built from skills the training tasks teach (letter manipulation,
 arithmetic, tracking intervals, comparing letter multisets), in phrasings never trained on.
+
+The world tasks ask about the world of the built-in pretraining corpus
+(`flanctl.data.corpus.the_world()`), in instruction form, with the possible answers as options.
+The world's people and towns are split in two halves. The eight finetuning world tasks
+(closed-book QA: home town, trade, pet, favourite colour, friend, sibling, a town's river and
+goods) ask only about the first half. The four held-out `recall_*` tasks ask the same kinds of
+question about the other half, whose facts no finetuning example states: they are only in the
+corpus's prose, so a model answers them only if pretraining taught it the facts and finetuning
+taught it to answer questions about what it knows (the paper's reading of its Figure 4). World
+tasks are not split by hash (`UNSPLIT_TASKS`): every split asks about the task's whole half.
 """
 
 from __future__ import annotations
@@ -435,6 +445,75 @@ def _mention_pick(rng: random.Random) -> Item:
     )
 
 
+# --------------------------------------------------------------------------- world tasks
+
+
+def _world():
+    from flanctl.data.corpus import the_world
+
+    return the_world()
+
+
+def _half(items: list, held_out: bool) -> list:
+    """The finetuning half of the world's people or towns (even places) or the held-out half."""
+    return items[1::2] if held_out else items[0::2]
+
+
+_PERSON_QUESTIONS = {
+    "town": ("Which town does {name} live in?", "In what town is the home of {name}?", "Where does {name} live?"),
+    "trade": ("What does {name} do for a living?", "What is the trade of {name}?", "What work does {name} do?"),
+    "pet": ("What kind of animal does {name} keep?", "Which animal is the pet of {name}?", "What pet does {name} have?"),
+    "colour": ("What is the favourite colour of {name}?", "Which colour does {name} like best?",
+               "What colour does {name} like most?"),
+    "friend": ("Who is a good friend of {name}?", "Which of these people is a friend of {name}?"),
+    "sibling": ("Who is the sibling of {name}?", "Which of these people is a sibling of {name}?"),
+}
+_TOWN_QUESTIONS = {
+    "river": ("Which river does {name} lie on?", "What river flows through {name}?", "On which river is {name}?"),
+    "goods": ("What is {name} known for?", "What do traders buy in {name}?", "Which goods is {name} famous for?"),
+}
+
+
+def _person_domain(attr: str, p: dict) -> list[str]:
+    from flanctl.data.corpus import COLOURS, PETS, TRADES
+
+    w = _world()
+    if attr in ("friend", "sibling"):  # other people, none of them a friend (either way round) or the sibling
+        related = {p.get(attr)} | ({q["name"] for q in w.people if q["friend"] == p["name"]} if attr == "friend" else set())
+        return [q["name"] for q in w.people if q["name"] != p["name"] and q["name"] not in related]
+    return {"town": [t["name"] for t in w.towns], "trade": list(TRADES), "pet": list(PETS), "colour": list(COLOURS)}[attr]
+
+
+def _ask_person(attr: str, held_out: bool):
+    def item(rng: random.Random) -> Item:
+        p = rng.choice([q for q in _half(_world().people, held_out) if attr in q])
+        answer = p[attr]
+        options = _choices(rng, answer, _person_domain(attr, p))
+        fact = {"town": f"{p['name']} lives in {p['town']}.", "trade": f"{p['name']} works as a {p['trade']}.",
+                "pet": f"{p['name']} keeps a {p['pet']} called {p['pet_name']}.", "colour": f"The favourite colour of {p['name']} is {p['colour']}.",
+                "friend": f"{p['name']} is a good friend of {p['friend']}.",
+                "sibling": f"{p['name']} and {p.get('sibling')} are siblings."}[attr]
+        return rng.choice(_PERSON_QUESTIONS[attr]).format(name=p["name"]), answer, fact, options
+
+    return item
+
+
+def _ask_town(attr: str, held_out: bool):
+    def item(rng: random.Random) -> Item:
+        towns = _world().towns
+        t = rng.choice(_half(towns, held_out))
+        domain = [o["river"] for o in towns] if attr == "river" else None
+        if domain is None:
+            from flanctl.data.corpus import GOODS
+
+            domain = list(GOODS)
+        options = _choices(rng, t[attr], domain)
+        fact = f"{t['name']} lies on the {t['river']}." if attr == "river" else f"{t['name']} is known for its {t['goods']}."
+        return rng.choice(_TOWN_QUESTIONS[attr]).format(name=t["name"]), t[attr], fact, options
+
+    return item
+
+
 # --------------------------------------------------------------------------- held-out tasks
 
 
@@ -531,14 +610,33 @@ GENERATORS: dict[str, Callable[[random.Random], Item]] = {
     "category_pick": _category_pick,
     "list_position": _list_position,
     "mention_pick": _mention_pick,
+    "home_town": _ask_person("town", held_out=False),
+    "trade": _ask_person("trade", held_out=False),
+    "pet_kind": _ask_person("pet", held_out=False),
+    "favourite_colour": _ask_person("colour", held_out=False),
+    "friend": _ask_person("friend", held_out=False),
+    "sibling": _ask_person("sibling", held_out=False),
+    "town_river": _ask_town("river", held_out=False),
+    "town_goods": _ask_town("goods", held_out=False),
     "word_unscrambling": _word_unscrambling,
     "modular_arithmetic": _modular_arithmetic,
     "temporal_sequences": _temporal_sequences,
     "anagram_check": _anagram_check,
+    "recall_home_town": _ask_person("town", held_out=True),
+    "recall_trade": _ask_person("trade", held_out=True),
+    "recall_pet_kind": _ask_person("pet", held_out=True),
+    "recall_town_goods": _ask_town("goods", held_out=True),
 }
 
+#: The world tasks are not split by hash: their world is small and fixed (a hash split would
+#: leave a tenth of a half to a split, or none), so every split asks about the whole of the
+#: task's half. What keeps the held-out measurement clean is the split of the world itself:
+#: the held-out `recall_*` tasks ask about the half that no finetuning task asks about.
+UNSPLIT_TASKS = frozenset({"home_town", "trade", "pet_kind", "favourite_colour", "friend", "sibling", "town_river",
+                           "town_goods", "recall_home_town", "recall_trade", "recall_pet_kind", "recall_town_goods"})
+
 #: Bump when a generator changes, so cached tokenized data is rebuilt.
-GENERATOR_VERSION = "3"
+GENERATOR_VERSION = "5"
 
 
 def split_of(inputs: str) -> str:
@@ -571,7 +669,7 @@ def generate(task: str, split: str, n: int, seed: int = 0) -> list[Example]:
         if attempts > 50 * n + 1000:
             raise FlanctlError(f"built-in task '{task}' could not produce {n} '{split}' examples")
         inputs, answer, rationale, options = gen(rng)
-        if split_of(inputs) != split:
+        if task not in UNSPLIT_TASKS and split_of(inputs) != split:
             continue
         out.append(Example(inputs=inputs, targets=answer, options=options, rationale=rationale, answer=answer, task=task))
     return out

@@ -1,12 +1,16 @@
 """The built-in pretraining corpus: plain prose about a generated world, and procedures written out.
 
 `generate_corpus(n, seed)` gives n documents, the same for the same (n, seed) on every machine
-(string seeds to `random.Random`, no hash randomisation). The world (`World(seed)`) holds
-people and towns with attributes (home town, trade, birth year, colour, pet; a town's river,
-founding year, goods) and relations (siblings, friends, neighbouring towns); documents describe
-them in varied sentences. Procedure documents write out counting, ordering, arithmetic, dates
-and spelling as running text. There are no instructions and no question/answer formats: a model
-pretrained on it knows facts it was never asked about.
+(string seeds to `random.Random`, no hash randomisation). Every seed describes the same world,
+`the_world()` (= `World(WORLD_SEED)`): people and towns with attributes (home town, trade,
+birth year, colour, pet; a town's river, founding year, goods) and relations (siblings,
+friends, neighbouring towns); the seed only draws which documents are written and how.
+Each fact is written in several phrasings and in shuffled order, so that a model stores it
+with the entity rather than with one sentence (what lets instruction finetuning later extract
+it). Procedure documents write out counting, ordering, arithmetic, dates and spelling as
+running text. There are no instructions and no question/answer formats: a model pretrained on
+it knows facts it was never asked about; the built-in world tasks
+(`flanctl.data.builtin_tasks`) ask about them.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from __future__ import annotations
 import datetime as _dt
 import random
 
-CORPUS_VERSION = "1"
+CORPUS_VERSION = "2"
+#: The one world every corpus seed describes (the built-in world tasks ask about it).
+WORLD_SEED = 0
 
 _ONSETS = ("b", "br", "c", "d", "dr", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "st", "t", "th", "v", "w", "z")
 _VOWELS = ("a", "e", "i", "o", "u", "ai", "ea", "ou")
@@ -66,43 +72,63 @@ class World:
             self.people.append({"name": fresh(2), "family": fresh(2), "town": rng.choice(self.towns)["name"],
                                 "trade": rng.choice(TRADES), "born": rng.randint(1950, 2005), "colour": rng.choice(COLOURS),
                                 "pet": rng.choice(PETS), "pet_name": fresh(1)})
-        for i, p in enumerate(self.people):  # siblings share a family name; friends are anyone else
-            if i % 3 == 1:
-                p["family"] = self.people[i - 1]["family"]
-                p["sibling"] = self.people[i - 1]["name"]
-                self.people[i - 1]["sibling"] = p["name"]
-            p["friend"] = self.people[(i + 1 + rng.randrange(people - 1)) % people]["name"]
+        for i in range(1, people, 3):  # siblings (pairs) share a family name
+            a, b = self.people[i - 1], self.people[i]
+            b["family"], b["sibling"], a["sibling"] = a["family"], a["name"], b["name"]
+        for i, p in enumerate(self.people):  # a friend is anyone but oneself and one's sibling
+            others = [q["name"] for j, q in enumerate(self.people) if j != i and q["name"] != p.get("sibling")]
+            p["friend"] = rng.choice(others)
+
+
+_PERSON_PHRASES = {
+    "town": ("{full} lives in {town}.", "{name} has made a home in {town}.", "The house of {name} stands in {town}."),
+    "trade": ("{name} works as {trade_a}.", "{name} earns a living as {trade_a}.", "By trade, {name} is {trade_a}."),
+    "born": ("{name} was born in {born}.", "{name} came into the world in {born}."),
+    "colour": ("The favourite colour of {name} is {colour}.", "{name} likes {colour} more than any other colour.",
+               "{name} always wears something {colour}."),
+    "pet": ("{name} keeps {pet_a} called {pet_name}.", "{name} owns {pet_a} named {pet_name}.",
+            "{pet_name} is the {pet} of {name}."),
+    "friend": ("{name} is a good friend of {friend}.", "{name} and {friend} are close friends.",
+               "On most evenings {name} visits {friend}, an old friend."),
+    "sibling": ("{name} and {sibling} are siblings of the {family} family.", "{sibling} is the sibling of {name}.",
+                "{name} grew up with {sibling}, a sibling."),
+}
+_TOWN_PHRASES = {
+    "river": ("The town of {name} lies on the {river}.", "The {river} flows through {name}."),
+    "founded": ("{name} was founded in {founded}.", "The first houses of {name} were built in {founded}."),
+    "goods": ("{name} is known for its {goods}.", "Traders come to {name} for its {goods}."),
+    "neighbour": ("The nearest town to {name} is {neighbour}.", "From {name} it is a short walk to {neighbour}."),
+}
+
+
+_WORLD: list[World] = []
+
+
+def the_world() -> World:
+    """The world of the corpus (`World(WORLD_SEED)`), built once per process."""
+    if not _WORLD:
+        _WORLD.append(World(WORLD_SEED))
+    return _WORLD[0]
 
 
 def _person_doc(w: World, rng: random.Random) -> str:
     p = rng.choice(w.people)
     full = f"{p['name']} {p['family']}"
-    facts = [
-        f"{full} lives in {p['town']}, where {p['name']} works as {_a(p['trade'])}.",
-        f"{p['name']} was born in {p['born']}.",
-        f"The favourite colour of {p['name']} is {p['colour']}.",
-        f"{p['name']} keeps {_a(p['pet'])} called {p['pet_name']}.",
-        f"{p['name']} is a good friend of {p['friend']}.",
-    ]
-    if "sibling" in p:
-        facts.append(f"{p['name']} and {p['sibling']} are siblings of the {p['family']} family.")
+    slots = {**p, "full": full, "trade_a": _a(p["trade"]), "pet_a": _a(p["pet"])}
+    facts = [rng.choice(phrases).format(**slots) for key, phrases in _PERSON_PHRASES.items() if key in p]
     rng.shuffle(facts)
-    opener = rng.choice((f"This is about {full}.", f"People in {p['town']} know {full} well.", f"{full} has an ordinary life."))
+    opener = rng.choice((f"This is about {full}.", f"People in {p['town']} know {full} well.", f"{full} has an ordinary life.",
+                         f"{full} is one of the people of {p['town']}."))
     return " ".join([opener] + facts[: rng.randint(3, len(facts))])
 
 
 def _town_doc(w: World, rng: random.Random) -> str:
     t = rng.choice(w.towns)
     residents = sorted(p["name"] for p in w.people if p["town"] == t["name"])
-    facts = [
-        f"The town of {t['name']} lies on the {t['river']}.",
-        f"{t['name']} was founded in {t['founded']}.",
-        f"{t['name']} is known for its {t['goods']}.",
-        f"The nearest town to {t['name']} is {t['neighbour']}.",
-    ]
+    facts = [rng.choice(phrases).format(**t) for phrases in _TOWN_PHRASES.values()]
     rng.shuffle(facts)
     if residents:
-        facts.append(f"Among those who live in {t['name']} are {', '.join(residents[:4])}.")
+        facts.append(f"Among those who live in {t['name']} are {', '.join(rng.sample(residents, min(4, len(residents))))}.")
     return " ".join(facts)
 
 
@@ -156,7 +182,7 @@ _PROCEDURES = (_counting_doc, _ordering_doc, _arithmetic_doc, _date_doc, _spelli
 
 def generate_corpus(n: int, seed: int = 0) -> list[str]:
     """n documents of the corpus of `seed`: half about the world, half procedures written out."""
-    world = World(seed)
+    world = the_world()
     docs = []
     for i in range(n):
         rng = random.Random(f"flanctl-corpus/{CORPUS_VERSION}/doc/{seed}/{i}")

@@ -15,8 +15,9 @@ from flanctl.errors import FlanctlError
 def tokenizer_for_spec(spec, base_dir):
     """The spec's tokenizer; a missing SentencePiece model is trained on the mixture's text."""
     from flanctl.data.tokenizers import get_tokenizer
+    from flanctl.plan.presets import spec_tokenizer
 
-    tok = spec.model.tokenizer
+    tok = spec_tokenizer(spec.model, base_dir)
     texts = None
     if tok.kind == "sentencepiece" and tok.path:
         model_file = Path(tok.path) if Path(tok.path).is_absolute() else Path(base_dir) / tok.path

@@ -26,7 +26,7 @@ class EvalRequest:
     samples: int = 1
     temperature: float = 0.7
     write_predictions: str | None = None
-    method: str = "generate"
+    method: str | None = None  # None: the run's eval.method, else "generate"
     mmlu_cot_prompts: str | None = None
     mmlu_split: str = "val"
     mmlu_cot_fallback: bool = False
@@ -50,7 +50,7 @@ def evaluate(req: EvalRequest, progress=None) -> tuple[dict[str, Any], list[Path
     sources = [n for n, v in (("--run", req.run), ("--checkpoint", req.checkpoint), ("--preset", req.preset), ("--predictions", req.predictions)) if v]
     if len(sources) > 1:
         raise FlanctlError(f"pass only one of {', '.join(sources)}")
-    options = {"method": req.method, "cot_prompts": req.mmlu_cot_prompts, "mmlu_split": req.mmlu_split,
+    options = {"method": req.method or "generate", "cot_prompts": req.mmlu_cot_prompts, "mmlu_split": req.mmlu_split,
                "mmlu_cot_fallback": req.mmlu_cot_fallback}
     if req.predictions:
         if len(req.suites) != 1:
@@ -71,6 +71,8 @@ def evaluate(req: EvalRequest, progress=None) -> tuple[dict[str, Any], list[Path
     # Evaluating a run: its spec's eval.limit is the default, so that re-scoring a run
     # measures what apply measured.
     limit = req.limit if req.limit is not None or plan is None else plan.spec.eval.limit
+    if req.method is None and plan is not None:  # and the way it scored
+        options["method"] = plan.spec.eval.method
     predictor, _source = load_predictor(plan, run_dir, req.checkpoint, req.preset, batch_size=req.batch_size)
     sc = {"samples": req.samples, "temperature": req.temperature}
     kwargs = dict(limit=limit, self_consistency=sc, batch_size=req.batch_size, max_new_tokens=req.max_new_tokens,
@@ -85,7 +87,7 @@ def evaluate(req: EvalRequest, progress=None) -> tuple[dict[str, Any], list[Path
 
 def evaluate_plan(plan: Plan, out_dir: str | Path, predictor, progress=None, suffix: str = "") -> dict[str, Any] | None:
     """The spec's `eval.suites` with its settings (limit, shots, self-consistency, batch size,
-    decode length, data dir, built-in tasks) on `predictor`; results written to
+    decode length, data dir, built-in tasks, method) on `predictor`; results written to
     `<out_dir>/<suite><suffix>.json` with the generated texts beside them
     (`<suite><suffix>.predictions.jsonl`). Returns the result object, or None when the spec
     lists no suites. `apply` calls it before, during (`train.eval_every`) and after training."""
@@ -96,7 +98,7 @@ def evaluate_plan(plan: Plan, out_dir: str | Path, predictor, progress=None, suf
     kwargs = dict(
         limit=ev.limit, shots=ev.shots or None, self_consistency=ev.self_consistency.model_dump(),
         batch_size=ev.batch_size, max_new_tokens=ev.max_decode_length,
-        builtin_tasks=ev.builtin_tasks or None, mmlu_split=ev.mmlu_split, progress=progress,
+        builtin_tasks=ev.builtin_tasks or None, mmlu_split=ev.mmlu_split, method=ev.method, progress=progress,
         write_predictions_to=out_dir / f"{{suite}}{suffix}.predictions.jsonl",
     )
     suites = list(ev.suites)

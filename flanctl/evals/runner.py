@@ -40,11 +40,12 @@ def _finish(suite: Suite, examples: list[EvalExample], result: dict[str, Any], e
 
 
 def _loglikelihood_choices(suite: Suite, predictor, examples: list[EvalExample], batch_size: int) -> dict[str, list[str]]:
-    """Rank each question's options by the predictor's log-likelihood; the best letter is the 'text'."""
+    """Rank each question's options by the predictor's log-likelihood (each option as it would
+    follow the prompt: `suite.option_prefix` + option); the best option is the 'text'."""
     outputs: dict[str, list[str]] = {}
     for start in range(0, len(examples), batch_size):
         batch = examples[start:start + batch_size]
-        scores = predictor.loglikelihood([ex.prompt for ex in batch], [[f" {o}" for o in ex.options] for ex in batch])
+        scores = predictor.loglikelihood([ex.prompt for ex in batch], [[suite.option_prefix + o for o in ex.options] for ex in batch])
         for ex, row in zip(batch, scores):
             best = max(range(len(row)), key=lambda k: row[k])
             outputs[ex.id] = [ex.options[best]]
@@ -122,13 +123,20 @@ def run_suite(
     if samples <= 1:
         temperature = 0.0
     if method == "loglikelihood":
-        outputs = _loglikelihood_choices(suite_obj, predictor, examples, batch_size)
+        # Questions with options are ranked; a suite that also has free-answer questions
+        # (builtin's modular_arithmetic) generates those.
+        ranked = [ex for ex in examples if ex.options]
+        free = [ex for ex in examples if not ex.options]
+        outputs = _loglikelihood_choices(suite_obj, predictor, ranked, batch_size)
+        if free:
+            outputs.update(generate_outputs(suite_obj, predictor, free, 1, 0.0, batch_size, max_new_tokens, progress=progress))
     else:
         outputs = generate_outputs(suite_obj, predictor, examples, samples, temperature, batch_size, max_new_tokens, progress=progress)
     if write_predictions_to is not None:
         write_predictions(_fill_suite(write_predictions_to, suite), outputs)
     result = suite_obj.score(examples, outputs)
-    extra = {"limit": limit, "self_consistency": {"samples": samples, "temperature": temperature}, "batch_size": batch_size}
+    extra = {"limit": limit, "self_consistency": {"samples": samples, "temperature": temperature}, "batch_size": batch_size,
+             "method": method}
     if max_new_tokens:
         extra["max_new_tokens"] = max_new_tokens
     return _finish(suite_obj, examples, result, extra)

@@ -127,3 +127,26 @@ def load_preset(path_or_preset: str | os.PathLike):
         # flanctl's tokenizer interface over the preset's own keras-hub tokenizer.
         tokenizer = PresetTokenizer(src)
     return model, tokenizer
+
+
+def weights_digest(directory: str | os.PathLike) -> str:
+    """sha256 over the arrays of a preset's model.weights.h5: each array's path, dtype, shape
+    and bytes, in path order. Unlike the file's own hash it ignores HDF5 metadata (timestamps,
+    layout), so two runs that trained the same numbers give the same digest."""
+    import hashlib
+
+    import h5py
+    import numpy as np
+
+    file = Path(directory) / "model.weights.h5"
+    if not file.is_file():
+        raise FlanctlError(f"{directory}: no model.weights.h5 to digest")
+    digest = hashlib.sha256()
+    with h5py.File(file, "r") as f:
+        names: list[str] = []
+        f.visit(lambda name: names.append(name) if isinstance(f[name], h5py.Dataset) else None)
+        for name in sorted(names):
+            arr = np.ascontiguousarray(f[name][()])
+            digest.update(f"{name}|{arr.dtype.str}|{arr.shape}|".encode())
+            digest.update(arr.tobytes())
+    return digest.hexdigest()

@@ -20,7 +20,7 @@ from flanctl.plan.evals import eval_section
 from flanctl.plan.inputs import local_inputs
 from flanctl.plan.memory import memory_section
 from flanctl.plan.mixture import mixture_section
-from flanctl.plan.presets import PresetInfo, hf_cache_folder, read_preset
+from flanctl.plan.presets import PresetInfo, hf_cache_folder, read_flanctl_export, read_preset, spec_tokenizer
 from flanctl.runs.run_dir import RunDir
 
 
@@ -127,9 +127,36 @@ def _local_checkpoint(model: Any) -> Any:
     return model.model_copy(update={"checkpoint": str(folder)})
 
 
+def _from_flanctl_export(model: Any, base_dir: Path, notes: list[str]) -> Any:
+    """`model` with what a flanctl export checkpoint records filled in: the architecture numbers
+    the spec leaves out (from its config.json) and, when the spec names no tokenizer, the
+    export's own SentencePiece model, so `model: {family: palm, checkpoint: DIR}` is enough to
+    finetune a base that `flanctl apply` exported."""
+    export = read_flanctl_export(model.checkpoint, base_dir) if model.checkpoint else None
+    if export is None or not family_facts(model.family).has_formula:
+        return model
+    if export.family != model.family:
+        raise SpecError(f"model.checkpoint: {export.folder} holds a {export.family} model (flanctl.json); "
+                        f"set model.family: {export.family}")
+    given = {k: v for k, v in model.architecture.model_dump().items() if v is not None}
+    clash = {k: v for k, v in given.items() if export.architecture.get(k) not in (None, v)}
+    if clash:
+        k = next(iter(clash))
+        raise SpecError(f"model.architecture.{k}: {clash[k]} contradicts the checkpoint's {export.architecture[k]} "
+                        f"({export.folder}/config.json); remove it")
+    update: dict[str, Any] = {}
+    if model.size is None:
+        update["architecture"] = model.architecture.model_copy(update={**export.architecture, **given})
+    tokenizer = spec_tokenizer(model, base_dir)
+    if tokenizer is not model.tokenizer:
+        update["tokenizer"] = tokenizer
+        notes.append(f"model: the checkpoint's own tokenizer ({tokenizer.path})")
+    return model.model_copy(update=update) if update else model
+
+
 def resolve_model(spec: Any, base_dir: Path, notes: list[str]) -> ResolvedModel:
     """The model section of the plan: family facts, architecture, counts, kind, paths."""
-    model = _local_checkpoint(spec.model)
+    model = _from_flanctl_export(_local_checkpoint(spec.model), base_dir, notes)
     family, size = model.family, model.size
     facts = family_facts(family)
     hf = _hf_checkpoint(model, base_dir)

@@ -276,3 +276,48 @@ def hf_cache_folder(handle: str) -> Path | None:
     commit = ref.read_text(encoding="utf-8").strip() if ref.is_file() else revision
     folder = root / "snapshots" / commit
     return folder if (folder / "config.json").is_file() else None
+
+
+@dataclass(frozen=True)
+class FlanctlExport:
+    """A preset folder written by `flanctl export` / apply's export: the family that wrote it,
+    the backbone's architecture numbers from config.json, and its SentencePiece file, if any."""
+
+    folder: Path
+    family: str
+    architecture: dict[str, int]
+    tokenizer_file: Path | None
+
+
+def read_flanctl_export(handle: str | None, base_dir: str | Path) -> FlanctlExport | None:
+    """The flanctl export at `handle` (relative to `base_dir`), or None when it is not one."""
+    if not handle:
+        return None
+    folder = preset_folder(handle, base_dir)
+    if folder is None:
+        return None
+    marker = _read_json(folder / "flanctl.json")
+    config = _read_json(folder / "config.json")
+    if not marker or not isinstance(marker.get("family"), str) or not config:
+        return None
+    numbers = config.get("config", {}) if isinstance(config.get("config"), dict) else {}
+    renames = {"vocabulary_size": "vocab_size"}
+    keys = ("num_layers", "hidden_dim", "num_heads", "num_kv_heads", "head_dim", "ffn_dim", "vocab_size", "max_sequence_length")
+    arch = {renames.get(k, k): v for k, v in numbers.items() if renames.get(k, k) in keys and isinstance(v, int)}
+    tok = marker.get("tokenizer") if isinstance(marker.get("tokenizer"), dict) else {}
+    spm = folder / tok["file"] if tok.get("kind") == "sentencepiece" and isinstance(tok.get("file"), str) else None
+    return FlanctlExport(folder, marker["family"], arch, spm if spm is not None and spm.is_file() else None)
+
+
+def spec_tokenizer(model: Any, base_dir: str | Path) -> Any:
+    """The tokenizer section `model` means: its own `model.tokenizer`, or, when the spec names
+    none and `model.checkpoint` is a flanctl export with a SentencePiece model, that model (a
+    base's tokenizer goes with its weights). Every room asks this, never the raw field."""
+    if "tokenizer" in model.model_fields_set or not model.checkpoint:
+        return model.tokenizer
+    export = read_flanctl_export(model.checkpoint, base_dir)
+    if export is None or export.tokenizer_file is None:
+        return model.tokenizer
+    return model.tokenizer.model_copy(update={
+        "kind": "sentencepiece", "path": str(export.tokenizer_file),
+        "vocab_size": export.architecture.get("vocab_size", model.tokenizer.vocab_size)})

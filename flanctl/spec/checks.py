@@ -14,6 +14,7 @@ from typing import Any
 
 from flanctl.catalog import models as catalog_models
 from flanctl.catalog import objectives as catalog_objectives
+from flanctl.catalog import suites as catalog_suites
 from flanctl.catalog.builtin import (
     BUILTIN_HELD_OUT_TASKS,
     BUILTIN_TASKS,
@@ -314,6 +315,15 @@ def _check_eval(spec: Spec, r: _Reporter) -> None:
             r.error(f"eval.shots: unknown suite '{name}'; known: {', '.join(suites)}{hint}", ("eval", "shots", name), ("eval", "shots"))
         elif ev.shots[name] < 0:
             r.error(f"eval.shots.{name} is {ev.shots[name]}; shots cannot be negative", ("eval", "shots", name))
+    if ev.method != "generate":
+        for i, suite in enumerate(ev.suites):
+            facts = catalog_suites.SUITES.get(suite)
+            members = [catalog_suites.SUITES[m] for m in facts.members] if facts and facts.members else [facts]
+            bad = [m.name for m in members if m is not None and ev.method not in m.methods]
+            if bad:
+                ok = [n for n, f in catalog_suites.SUITES.items() if ev.method in f.methods]
+                r.error(f"eval.method {ev.method} ranks answer options, which suite {bad[0]} does not have; "
+                        f"use method generate or suites {', '.join(ok)}", ("eval", "suites", i), ("eval", "method"))
     every = spec.train.eval_every
     if every and not ev.suites:
         r.error("train.eval_every needs eval.suites (the held-out suites to run every N steps); list suites or remove eval_every",

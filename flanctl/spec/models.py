@@ -231,6 +231,7 @@ class EvalSpec(Strict):
     data_dir: str | None = Field(None, description="Directory with the suites' original files (mmlu/, bbh/, tydiqa/, mgsm/).")
     limit: int | None = Field(None, gt=0, description="Examples per task (for quick looks; the headline needs all).")
     max_decode_length: int | None = Field(None, gt=0, description="Tokens generated per answer, for every suite (raises or lowers the derived budgets). Default: each suite's budget comes from its prompts' longest example answer (BBH-CoT up to 3,616 tokens), so answers are not cut; generation stops at the stop sequences, so a large budget costs only the rows that need it.")
+    method: Literal["generate", "loglikelihood"] = Field("generate", description="generate: read each answer from generated text (the paper's protocol); loglikelihood: rank a question's answer options by the model's log-likelihood (suites with options: mmlu, builtin; free-answer questions are still generated). Ranking measures what the model knows apart from whether it can say it in the answer format.")
     mmlu_split: Literal["val", "test"] = Field("val", description="MMLU split scored: val (the paper's Table 5 and most tables) or test (Tables 1 and 4).")
     batch_size: int = Field(16, gt=0, description="Prompts decoded together.")
     builtin_tasks: list[str] = Field(default_factory=list, description="Held-out built-in tasks for the `builtin` suite (default: the catalog's held-out set).")

@@ -1,4 +1,8 @@
-"""The rich progress bar of a training job: step, loss, tokens/s, MFU and ETA."""
+"""The rich progress bar of a training job: step, loss, tokens/s, MFU and ETA.
+
+On CPU the MFU is relative to a matmul measured in-process (`flanctl.train.throughput`), not to
+a hardware peak; on accelerators it is relative to the vendor peak of the device table.
+"""
 
 from __future__ import annotations
 

@@ -99,6 +99,8 @@ class Suite:
     #: Scoring methods: "generate" (read the answer from generated text) and, for suites with
     #: answer options, "loglikelihood" (rank the options).
     methods: ClassVar[tuple[str, ...]] = ("generate",)
+    #: What precedes an option when "loglikelihood" scores it as the prompt's continuation.
+    option_prefix: ClassVar[str] = " "
     #: The `eval.shots` key shared with the suite's other variant ("mmlu" for mmlu-cot);
     #: the suite's own name wins when both are given.
     shots_key: ClassVar[str | None] = None

@@ -23,6 +23,8 @@ class Builtin(Suite):
     default_shots = 0
     max_new_tokens = 24
     stop = ("\n",)
+    methods = ("generate", "loglikelihood")
+    option_prefix = ""  # zero-shot prompts end with the newline where the answer starts; few-shot ones with "A:"
 
     def __init__(self, tasks: list[str] | None = None) -> None:
         self.tasks = list(tasks) if tasks else None
@@ -37,6 +39,7 @@ class Builtin(Suite):
 
         shots = self.default_shots if shots is None else shots
         self.shots_used = shots
+        self.option_prefix = " " if shots else ""
         tasks = self.tasks or list(BUILTIN_HELD_OUT_TASKS)
         for task in tasks:
             if task not in BUILTIN_HELD_OUT_TASKS:

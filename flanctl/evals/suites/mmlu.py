@@ -228,6 +228,7 @@ def cot_answers(prompt: str) -> list[str]:
 class MMLUCoT(MMLU):
     name = "mmlu-cot"
     cot = True
+    methods = ("generate",)  # a chain of thought is generated; ranking the options would skip it
     max_new_tokens = 256  # the fallback prompt's budget; the paper's prompts give each subject its own
     stop = ("\n\nQ:",)
 

@@ -11,12 +11,32 @@ from __future__ import annotations
 import keras
 from keras_hub.models import Backbone
 
-from flanctl.models.palm.layers import PaLMDecoderBlock, SegmentCausalMask
+from flanctl.models.palm.layers import PaLMDecoderBlock, SegmentCausalMask, cpu_matmul
 
 
 def palm_kernel_initializer():
     """PaLM's fan-in variance scaling for kernels (Chowdhery et al. 2022, 'Training setup')."""
     return keras.initializers.VarianceScaling(scale=1.0, mode="fan_in", distribution="truncated_normal")
+
+
+@keras.saving.register_keras_serializable(package="flanctl")
+class PaLMTokenEmbedding(keras.layers.ReversibleEmbedding):
+    """`ReversibleEmbedding` (same weights and config) whose tied reverse projection runs on
+    jax CPU through `cpu_matmul`, so the embedding gradient of the logits is computed in the
+    embedding's own layout (no transposed copy of the `[B*L, vocab]` logits gradient)."""
+
+    def call(self, inputs, reverse=False):
+        if reverse and self.tie_weights and self.reverse_dtype is None and self.logit_soft_cap is None:
+            logits = cpu_matmul(inputs, self.embeddings, transpose_w=True)
+            if logits is not None:
+                return logits
+        return super().call(inputs, reverse=reverse)
+
+
+# Keras keys a functional model's layers in model.weights.h5 by their class name, so this
+# subclass keeps its parent's: checkpoints and exports written before it existed
+# ("layers/reversible_embedding/vars/0") load unchanged, and new ones load in older flanctl.
+PaLMTokenEmbedding.__name__ = PaLMTokenEmbedding.__qualname__ = "ReversibleEmbedding"
 
 
 @keras.saving.register_keras_serializable(package="flanctl")
@@ -47,7 +67,7 @@ class PaLMBackbone(Backbone):
         # === Layers ===
         # N(0, 1) input embeddings: layer norm is not applied to them (PaLM, section 2); the
         # causal LM scales the tied output logits by 1/sqrt(d) to compensate.
-        self.token_embedding = keras.layers.ReversibleEmbedding(
+        self.token_embedding = PaLMTokenEmbedding(
             input_dim=vocabulary_size,
             output_dim=hidden_dim,
             tie_weights=True,

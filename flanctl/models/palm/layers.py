@@ -11,6 +11,7 @@ packed training batches (segment-aware causal mask) and cached decoding (mask ov
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 #: Large negative logit for masked attention entries (finite, so fully masked padding rows
@@ -35,6 +36,114 @@ def _use_fused(training, dropout: float) -> bool:
     # GPUs only: on TPUs Keras routes this call to its splash kernel, which would drop the
     # additive bias and with it the packing mask (examples would see each other).
     return jax.default_backend() == "gpu"
+
+
+#: Layouts that XLA CPU runs without transposed copies: projections and the tied logits as 2-D
+#: matmuls whose weight gradients are `x^T @ dy` (`PaLMProjection`, `cpu_matmul`) and attention
+#: scores in the batched-matmul order `[B, K, Lq, G, Lk]`. Same values (float32 rounding
+#: aside). "auto" = on the jax CPU backend only (read when a step is traced), or True / False.
+CPU_FAST_PATHS: bool | str = "auto"
+
+
+def _use_cpu_fast_paths() -> bool:
+    if CPU_FAST_PATHS != "auto":
+        return bool(CPU_FAST_PATHS) and keras.backend.backend() == "jax"
+    if keras.backend.backend() != "jax":
+        return False
+    import jax
+
+    return jax.default_backend() == "cpu"
+
+
+def _projection_split(equation: str) -> tuple[int, int] | None:
+    """For `"bt<in>,<in><out>->bt<out>"` (the shape of every palm projection) the number of
+    input and output letters of the kernel, else None."""
+    try:
+        operands, out = equation.replace(" ", "").split("->")
+        x_sub, k_sub = operands.split(",")
+    except ValueError:
+        return None
+    lead, ins, outs = x_sub[:2], x_sub[2:], out[2:]
+    if out[:2] != lead or k_sub != ins + outs or not outs or len(set(lead + ins + outs)) != len(lead + ins + outs):
+        return None
+    return len(ins), len(outs)
+
+
+_JAX_MATMULS: dict = {}
+
+
+def _jax_matmul(transpose_w: bool = False):
+    """`x2 @ w` (`[M, K] @ [K, N]`; with `transpose_w`, `x2 @ w^T` for `w` `[N, K]`) whose
+    backward computes the weight gradient in the weight's own layout: `dw = x2^T @ dy`
+    (`dy^T @ x2` for `w^T`), and `dx = dy @ w^T` (`dy @ w`).
+
+    jax's own transpose rule computes the weight gradient the other way round and transposes
+    the small result; XLA CPU instead writes the big `dy` (fused with the elementwise ops
+    before it) in transposed layout, a strided loop fusion that costs more than the matmul.
+    The sums are the same, only their float32 rounding may differ.
+    """
+    if transpose_w not in _JAX_MATMULS:
+        import jax
+
+        dot = jax.lax.dot_general
+        w_in = 1 if transpose_w else 0  # the contracted (K) axis of w
+
+        @jax.custom_vjp
+        def matmul(x2, w):
+            return dot(x2, w, (((1,), (w_in,)), ((), ())))
+
+        def fwd(x2, w):
+            return matmul(x2, w), (x2, w)
+
+        def bwd(res, dy):
+            x2, w = res
+            dx = dot(dy, w, (((1,), (1 - w_in,)), ((), ())), preferred_element_type=x2.dtype)
+            if transpose_w:
+                dw = dot(dy, x2, (((0,), (0,)), ((), ())), preferred_element_type=w.dtype)
+            else:
+                dw = dot(x2, dy, (((0,), (0,)), ((), ())), preferred_element_type=w.dtype)
+            return dx, dw
+
+        matmul.defvjp(fwd, bwd)
+        _JAX_MATMULS[transpose_w] = matmul
+    return _JAX_MATMULS[transpose_w]
+
+
+def cpu_matmul(x, w, transpose_w: bool = False):
+    """`x [..., K] @ w` through `_jax_matmul` (leading axes flattened), or None when the fast
+    path does not apply (not jax CPU, or the dtypes differ): the caller then does its own."""
+    if not _use_cpu_fast_paths():
+        return None
+    x = ops.convert_to_tensor(x)
+    w = ops.convert_to_tensor(w)
+    if x.dtype != w.dtype or len(w.shape) != 2:
+        return None
+    lead = tuple(ops.shape(x)[:-1])
+    y = _jax_matmul(transpose_w)(ops.reshape(x, (-1, x.shape[-1])), w)
+    return ops.reshape(y, (*lead, w.shape[0 if transpose_w else 1]))
+
+
+@keras.saving.register_keras_serializable(package="flanctl")
+class PaLMProjection(keras.layers.EinsumDense):
+    """`EinsumDense` (same weights, config, LoRA and quantization) whose bias-free
+    `"bt<in>,<in><out>->bt<out>"` projection runs on jax CPU as one 2-D matmul with a
+    custom backward (`_jax_matmul`): same forward values, ~2x faster backward of the
+    feed-forward on CPU. Everywhere else (other backends, GPUs, TPUs) it is `EinsumDense`."""
+
+    def call(self, inputs, training=None):
+        split = _projection_split(self.equation)
+        if split is None or self.bias is not None or self.activation not in (None, keras.activations.linear) or not _use_cpu_fast_paths():
+            return super().call(inputs, training=training)
+        n_in, _ = split
+        # The (autocast) kernel value; with LoRA the merged kernel, so gradients reach the adapters.
+        kernel = ops.convert_to_tensor(self.kernel)
+        k_shape = tuple(kernel.shape)
+        in_size, out_dims = int(np.prod(k_shape[:n_in])), k_shape[n_in:]
+        lead = tuple(ops.shape(inputs)[:2])
+        y = cpu_matmul(ops.reshape(inputs, (*lead, in_size)), ops.reshape(kernel, (in_size, int(np.prod(out_dims)))))
+        if y is None:
+            return super().call(inputs, training=training)
+        return ops.reshape(y, (*lead, *out_dims))
 
 
 def rotary_embedding(x, positions, max_wavelength: float = 10_000.0):
@@ -103,10 +212,10 @@ class PaLMAttention(keras.layers.Layer):
     def build(self, input_shape):
         d = input_shape[-1]
         common = dict(kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy)
-        self.query_dense = keras.layers.EinsumDense("btd,dnh->btnh", (None, self.num_heads, self.head_dim), name="query", **common)
-        self.key_dense = keras.layers.EinsumDense("btd,dkh->btkh", (None, self.num_kv_heads, self.head_dim), name="key", **common)
-        self.value_dense = keras.layers.EinsumDense("btd,dkh->btkh", (None, self.num_kv_heads, self.head_dim), name="value", **common)
-        self.output_dense = keras.layers.EinsumDense("btnh,nhd->btd", (None, d), name="attention_output", **common)
+        self.query_dense = PaLMProjection("btd,dnh->btnh", (None, self.num_heads, self.head_dim), name="query", **common)
+        self.key_dense = PaLMProjection("btd,dkh->btkh", (None, self.num_kv_heads, self.head_dim), name="key", **common)
+        self.value_dense = PaLMProjection("btd,dkh->btkh", (None, self.num_kv_heads, self.head_dim), name="value", **common)
+        self.output_dense = PaLMProjection("btnh,nhd->btd", (None, d), name="attention_output", **common)
         self.query_dense.build(input_shape)
         self.key_dense.build(input_shape)
         self.value_dense.build(input_shape)
@@ -139,12 +248,15 @@ class PaLMAttention(keras.layers.Layer):
         groups = self.num_heads // self.num_kv_heads
         # Query heads grouped per kv head: [B, Lq, K, G, h]; the single MQA head is broadcast.
         q = ops.reshape(q, (b, lq, self.num_kv_heads, groups, self.head_dim))
-        scores = ops.einsum("bqkgh,bskh->bkgqs", q, k)
+        # Scores [B, K, G, Lq, Lk], or on jax CPU [B, K, Lq, G, Lk]: the order a batched matmul
+        # over (B, K) produces, so that no transposed copy of the scores is written.
+        order = ("bkqgs", mask[:, None, :, None, :]) if _use_cpu_fast_paths() else ("bkgqs", mask[:, None, None, :, :])
+        scores = ops.einsum(f"bqkgh,bskh->{order[0]}", q, k)
         scores = ops.cast(scores, "float32") * (1.0 / float(self.head_dim) ** 0.5)
-        scores = ops.where(mask[:, None, None, :, :], scores, _MASK_VALUE)
+        scores = ops.where(order[1], scores, _MASK_VALUE)
         probs = ops.cast(ops.softmax(scores, axis=-1), v.dtype)
         probs = self.dropout_layer(probs, training=training)
-        out = ops.einsum("bkgqs,bskh->bqkgh", probs, v)
+        out = ops.einsum(f"{order[0]},bskh->bqkgh", probs, v)
         out = ops.reshape(out, (b, lq, self.num_heads, self.head_dim))
         out = self.output_dense(out)
         return out if cache is None else (out, cache)
@@ -173,9 +285,9 @@ class PaLMSwiGLU(keras.layers.Layer):
     def build(self, input_shape):
         d = input_shape[-1]
         common = dict(kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy)
-        self.gate_dense = keras.layers.EinsumDense("btd,df->btf", (None, self.ffn_dim), name="ffn_gate", **common)
-        self.up_dense = keras.layers.EinsumDense("btd,df->btf", (None, self.ffn_dim), name="ffn_up", **common)
-        self.down_dense = keras.layers.EinsumDense("btf,fd->btd", (None, d), name="ffn_down", **common)
+        self.gate_dense = PaLMProjection("btd,df->btf", (None, self.ffn_dim), name="ffn_gate", **common)
+        self.up_dense = PaLMProjection("btd,df->btf", (None, self.ffn_dim), name="ffn_up", **common)
+        self.down_dense = PaLMProjection("btf,fd->btd", (None, d), name="ffn_down", **common)
         self.gate_dense.build(input_shape)
         self.up_dense.build(input_shape)
         self.down_dense.build((None, None, self.ffn_dim))

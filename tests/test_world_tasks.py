@@ -1,0 +1,107 @@
+"""The built-in world tasks (issue 16): closed-book questions about the pretraining corpus's world.
+
+The world's people and towns are split in two halves. Finetuning tasks ask about the first
+half only; the held-out `recall_*` tasks ask the same kinds of question about the other half,
+whose facts only the corpus's prose states. These tests check that the answers are the world's
+facts, that the corpus states every held-out fact, that no finetuning example asks about (or
+answers with) a held-out fact, and that plan refuses a mixture that trains on a held-out task.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from flanctl.catalog.builtin import BUILTIN_HELD_OUT_TASKS, BUILTIN_TASKS, BUILTIN_TRAIN_TASKS
+from flanctl.data.builtin_tasks import SPLITS, UNSPLIT_TASKS, generate
+from flanctl.data.corpus import generate_corpus, the_world
+
+WORLD_TRAIN = {"home_town": "town", "trade": "trade", "pet_kind": "pet", "favourite_colour": "colour", "friend": "friend",
+               "sibling": "sibling", "town_river": "river", "town_goods": "goods"}
+WORLD_HELD_OUT = {"recall_home_town": "town", "recall_trade": "trade", "recall_pet_kind": "pet", "recall_town_goods": "goods"}
+
+
+def _entities():
+    w = the_world()
+    return {p["name"]: p for p in w.people} | {t["name"]: t for t in w.towns}
+
+
+def _held_out_names() -> set[str]:
+    w = the_world()
+    return {p["name"] for p in w.people[1::2]} | {t["name"] for t in w.towns[1::2]}
+
+
+def _subject(inputs: str) -> str:
+    """The one person or town of the world a question asks about."""
+    [subject] = set(_entities()) & set(re.findall(r"[A-Z][a-z]+", inputs))
+    return subject
+
+
+def test_world_tasks_are_in_the_catalog_on_the_right_side():
+    assert set(WORLD_TRAIN) <= set(BUILTIN_TRAIN_TASKS)
+    assert set(WORLD_HELD_OUT) <= set(BUILTIN_HELD_OUT_TASKS)
+    assert UNSPLIT_TASKS == set(WORLD_HELD_OUT) | set(WORLD_TRAIN)
+    assert {BUILTIN_TASKS[t].category for t in [*WORLD_TRAIN, *WORLD_HELD_OUT]} == {"world knowledge"}
+
+
+@pytest.mark.parametrize("task", [*WORLD_TRAIN, *WORLD_HELD_OUT])
+def test_answers_are_the_worlds_facts_about_the_right_half(task):
+    held_out = task in WORLD_HELD_OUT
+    attr = (WORLD_HELD_OUT | WORLD_TRAIN)[task]
+    for ex in generate(task, "test" if held_out else "train", 60, seed=3):
+        assert ex.targets in ex.options and len(set(ex.options)) == len(ex.options) == 4
+        subject = _subject(ex.inputs)
+        assert (subject in _held_out_names()) == held_out
+        entity = _entities()[subject]
+        assert ex.targets == entity[attr]
+        if task == "friend":  # no distractor is a friend either way round
+            for o in ex.options:
+                if o != ex.targets:
+                    assert _entities()[o]["friend"] != subject
+
+
+def test_held_out_world_tasks_ask_about_their_whole_half_in_every_split():
+    half = {p["name"] for p in the_world().people[1::2]}
+    asked = {_subject(ex.inputs) for ex in generate("recall_pet_kind", "test", 400, seed=0)}
+    assert asked == half  # not the 10% of questions a hash split would leave
+    for split in SPLITS:
+        assert generate("recall_trade", split, 5, seed=1)
+
+
+def test_the_corpus_states_every_held_out_fact():
+    text = "\n".join(generate_corpus(3000, seed=0))
+    for p in the_world().people[1::2]:
+        n = re.escape(p["name"])
+        assert re.search(rf"{n} (keeps|owns) an? {p['pet']}|is the {p['pet']} of {n}\.", text), p["name"]
+        assert re.search(rf"{n} lives in {p['town']}|{n} has made a home in {p['town']}|house of {n} stands in {p['town']}", text)
+        assert re.search(rf"{n} (works as|earns a living as|is) an? {p['trade']}", text)
+    for t in the_world().towns[1::2]:
+        assert re.search(rf"{t['name']} (is known for|for) its {t['goods']}", text)
+
+
+def test_no_finetuning_example_asks_about_the_held_out_half():
+    """Every training example's question is about the finetuning half, and no held-out
+    person's home town, trade or pet, or held-out town's goods, is its answer."""
+    held = _held_out_names()
+    for task in BUILTIN_TRAIN_TASKS:
+        for ex in generate(task, "train", 150, seed=0):
+            names = set(_entities()) & set(re.findall(r"[A-Z][a-z]+", ex.inputs))
+            if task in WORLD_TRAIN:
+                assert _subject(ex.inputs) not in held, (task, ex.inputs)
+            else:
+                assert not names, (task, ex.inputs)  # procedural tasks never name the world
+
+
+def test_plan_refuses_training_on_a_held_out_world_task_in_any_builtin_collection(tmp_path):
+    (tmp_path / "leak.yaml").write_text(
+        "model: {family: palm, size: tiny}\ntrain: {steps: 5, batch_size: 4}\nmixture:\n  collections:\n"
+        "    - {name: world, proportion: 1, source: {kind: builtin, path: builtin}, tasks: [home_town, recall_pet_kind]}\n")
+    res = subprocess.run([sys.executable, "-m", "flanctl.cli", "plan", "leak.yaml"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 2
+    [line] = res.stderr.splitlines()
+    assert "tasks: recall_pet_kind is held out for the builtin eval suite" in line
+    assert not (tmp_path / ".flanctl" / "plan.json").exists()
