@@ -19,15 +19,23 @@ from flanctl.spec.loader import load_spec
 
 SCALING = Path(__file__).resolve().parents[1] / "examples" / "scaling"
 GRID = sorted((SCALING / "grid").glob("*.yaml"))
+COUNTS = (1, 4, 8, 16, len(BUILTIN_TRAIN_TASKS))
+BASE = SCALING.parent / "base"
 
 
-def test_grid_is_three_sizes_by_four_task_counts():
-    assert [p.stem for p in GRID] == [f"{s}-t{k:02d}" for s in "lms" for k in (1, 4, 8, 16)]
+def test_grid_is_three_sizes_by_five_task_counts():
+    assert [p.stem for p in GRID] == [f"{s}-t{k:02d}" for s in "lms" for k in COUNTS]
+
+
+def _plan_overrides(path: Path) -> list[str]:
+    """s and m start from bases run.py pretrains first; planning them here uses the shipped
+    base's folder in their place (the architecture is the base's, the mixture is theirs)."""
+    return [] if path.stem.startswith("l-") else [f"model.checkpoint={BASE}"]
 
 
 @pytest.mark.parametrize("path", GRID, ids=lambda p: p.stem)
 def test_grid_spec_plans_and_trains_only_on_training_tasks(path):
-    loaded = load_spec(path)
+    loaded = load_spec(path, _plan_overrides(path))
     spec = loaded.spec
     size, count = path.stem.split("-t")
     assert spec.name == f"scaling-{size}-t{count}"
@@ -44,6 +52,16 @@ def test_grid_spec_plans_and_trains_only_on_training_tasks(path):
     assert plan.memory["fits"] is True
 
 
+def test_grid_bases_are_the_pretrained_ones():
+    for size in "sm":
+        spec = load_spec(SCALING / "grid" / f"{size}-t01.yaml").spec
+        assert spec.model.checkpoint == f"../../../runs/scaling-pretrain-{size}/export"
+        pre = load_spec(SCALING / "pretrain" / f"{size}.yaml").spec
+        assert pre.name == f"scaling-pretrain-{size}" and pre.train.objective == "causal_lm"
+        assert pre.model.tokenizer.path == "../../base/assets/tokenizer/spm.model"
+    assert load_spec(SCALING / "grid" / "l-t01.yaml").spec.model.checkpoint == "../../base"
+
+
 def test_runs_of_one_size_differ_only_in_tasks_and_name():
     def comparable(path: Path) -> dict:
         data = load_spec(path).spec.model_dump()
@@ -53,37 +71,41 @@ def test_runs_of_one_size_differ_only_in_tasks_and_name():
 
     for size in "lms":
         specs = [comparable(p) for p in GRID if p.stem.startswith(f"{size}-")]
-        assert len(specs) == 4 and all(s == specs[0] for s in specs)
+        assert len(specs) == len(COUNTS) and all(s == specs[0] for s in specs)
     # Larger task sets contain the smaller ones, as in the paper's task-scaling mixtures.
-    sets = [load_spec(SCALING / "grid" / f"m-t{k:02d}.yaml").spec.mixture.collections[0].tasks for k in (1, 4, 8, 16)]
+    sets = [load_spec(SCALING / "grid" / f"m-t{k:02d}.yaml").spec.mixture.collections[0].tasks for k in COUNTS]
     assert all(set(a) < set(b) for a, b in zip(sets, sets[1:]))
 
 
 def test_model_sizes_grow():
-    params = [make_plan(load_spec(SCALING / "grid" / f"{s}-t01.yaml")).model.params for s in "sml"]
+    params = [make_plan(load_spec(SCALING / "pretrain" / f"{s}.yaml")).model.params for s in "sm"]
+    params.append(make_plan(load_spec(SCALING / "grid" / "l-t01.yaml")).model.params)
     assert params == sorted(params) and params[0] * 4 < params[-1]
 
 
 @pytest.mark.slow
-def test_run_py_end_to_end_with_shared_tokenizer(tmp_path):
-    """`examples/scaling/run.py` at 2 steps: shared tokenizer first, two runs, the untrained
-    baseline, and a report whose scaling plot exists; a second call skips finished runs."""
+def test_run_py_end_to_end_pretrains_then_finetunes(tmp_path):
+    """`examples/scaling/run.py` at 2 steps: the s base pretrained first, two runs scored before
+    (the pretrained base) and after, and a report whose scaling plot exists; a second call
+    skips finished runs and the finished base."""
     import subprocess
     import sys
 
-    tok = SCALING / "grid" / ".flanctl" / "scaling-spm.model"
     cmd = [sys.executable, str(SCALING / "run.py"), "--sizes", "s", "--tasks", "1", "4", "--steps", "2",
-           "--set", "eval.limit=1", "--workdir", str(tmp_path)]
+           "--set", "eval.limit=1", "--pretrain-set", "train.steps=2", "--pretrain-set", "train.checkpoint_every=2",
+           "--pretrain-set", "mixture.collections[0].cap=100", "--workdir", str(tmp_path)]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    assert first.returncode == 0, first.stderr[-2000:]
-    assert tok.exists()  # trained on the 16-task mixture before any run
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    base = tmp_path / "runs" / "scaling-pretrain-s" / "export"
+    assert (base / "model.weights.h5").exists() and "pretrained the s base" in first.stdout
     for k in (1, 4):
         run = tmp_path / "runs" / f"scaling-s-t{k:02d}"
-        assert json.loads((run / "evals" / "builtin.json").read_text())["n"] == 4
-        assert (run / "evals" / "builtin.before.json").exists()  # the untrained model's score
-        assert Plan.load(run / "plan.json").spec.model.tokenizer.kind == "sentencepiece"
+        assert json.loads((run / "evals" / "builtin.json").read_text())["n"] == len(BUILTIN_HELD_OUT_TASKS)
+        assert (run / "evals" / "builtin.before.json").exists()  # the pretrained base's score
+        assert Plan.load(run / "plan.json").model.checkpoint == str(base)
     report = tmp_path / "reports" / "scaling"
     assert (report / "scaling.png").read_bytes().startswith(b"\x89PNG")
     assert "scaling-s-t04" in (report / "report.md").read_text()
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0 and again.stdout.count("already evaluated") == 2, again.stdout
+    assert "pretraining the s base" not in again.stdout

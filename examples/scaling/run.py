@@ -88,21 +88,22 @@ def apply_and_eval(spec: Path, overrides: list[str], rdir: Path, replace: bool) 
 PRETRAIN = HERE / "pretrain"
 
 
-def ensure_bases(sizes: list[str]) -> dict[str, str]:
+def ensure_bases(sizes: list[str], overrides: list[str]) -> dict[str, str]:
     """`model.checkpoint` overrides per size: pretrain the bases of pretrain/<size>.yaml that
     are not done yet (a size without such a spec, l, uses its grid specs' own checkpoint)."""
     out: dict[str, str] = {}
+    sets = [a for o in overrides for a in ("--set", o)]
     for size in sizes:
         spec = PRETRAIN / f"{size}.yaml"
         if not spec.exists():
             continue
-        rdir, spec_hash = run_dir(spec, [])
+        rdir, spec_hash = run_dir(spec, overrides)
         export = rdir / "export"
         done = (export / "model.weights.h5").exists() and Plan.load(rdir / "plan.json").spec_hash == spec_hash
         if not done:
             t0 = time.perf_counter()
             print(f"pretraining the {size} base: flanctl apply {spec.relative_to(REPO)}")
-            proc = flanctl("apply", str(spec), "--replace")
+            proc = flanctl("apply", str(spec), *sets, "--replace")
             if proc.returncode != 0 or not (export / "model.weights.h5").exists():
                 sys.exit(f"error: pretraining the {size} base failed (exit {proc.returncode})")
             print(f"pretrained the {size} base in {time.perf_counter() - t0:.0f}s")
@@ -117,6 +118,8 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=None, help="override train.steps of every run")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="override a field of every run, e.g. --set eval.limit=10 (repeatable)")
+    ap.add_argument("--pretrain-set", dest="pretrain_sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a field of the s and m pretraining runs, e.g. --pretrain-set train.steps=300")
     ap.add_argument("--workdir", default=str(REPO), help="folder that receives runs/ and reports/ (default: the repository)")
     ap.add_argument("--out", default="reports/scaling", help="report folder (relative to --workdir)")
     ap.add_argument("--docs-png", default=None, help="also copy the scaling plot here (e.g. docs/scaling.png)")
@@ -130,7 +133,7 @@ def main() -> int:
     overrides += args.sets
     specs = grid_specs(args.sizes, args.tasks)
     started = time.perf_counter()
-    bases = {} if args.report_only else ensure_bases(args.sizes)
+    bases = {} if args.report_only else ensure_bases(args.sizes, args.pretrain_sets)
     run_dirs: list[Path] = []
     for i, spec in enumerate(specs, start=1):
         base = bases.get(spec.stem.split("-")[0])
