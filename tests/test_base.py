@@ -85,7 +85,7 @@ def test_reduced_pretraining_is_reproducible(tmp_path):
     for k in (1, 2):
         cwd = tmp_path / f"run{k}"
         cwd.mkdir()
-        sets = ["train.steps=6", "train.checkpoint_every=6", "train.log_every=2", "mixture.collections[0].cap=300",
+        sets = ["train.steps=6", "train.checkpoint_every=6", "train.log_every=2", "mixture.collections.0.cap=300",
                 "model.architecture.num_layers=1", "model.architecture.hidden_dim=32", "model.architecture.head_dim=8",
                 "model.architecture.ffn_dim=64", f"model.tokenizer.path={cwd / 'spm.model'}"]
         env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -93,7 +93,7 @@ def test_run_py_end_to_end_pretrains_then_finetunes(tmp_path):
 
     cmd = [sys.executable, str(SCALING / "run.py"), "--sizes", "s", "--tasks", "1", "4", "--steps", "2",
            "--set", "eval.limit=1", "--pretrain-set", "train.steps=2", "--pretrain-set", "train.checkpoint_every=2",
-           "--pretrain-set", "mixture.collections[0].cap=100", "--workdir", str(tmp_path)]
+           "--pretrain-set", "mixture.collections.0.cap=100", "--workdir", str(tmp_path)]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     base = tmp_path / "runs" / "scaling-pretrain-s" / "export"
