@@ -32,7 +32,7 @@ def flanctl(cwd: Path, *args: str, timeout: int = 600) -> subprocess.CompletedPr
                           capture_output=True, text=True, timeout=timeout)
 
 
-def with_sets(*args: str, cwd: Path | None = None) -> list[str]:
+def with_sets(*args: str) -> list[str]:
     return [*args, *(a for o in OVERRIDES for a in ("--set", o))]
 
 
@@ -63,14 +63,14 @@ def test_quickstart_spec_finetunes_the_shipped_base_and_holds_out_eval_tasks():
 
 def test_quickstart_chain_plan_apply_eval_report(tmp_path):
     # plan: the machine-readable plan of the quickstart.
-    proc = flanctl(tmp_path, *with_sets("plan", str(QUICKSTART), "--json", cwd=tmp_path))
+    proc = flanctl(tmp_path, *with_sets("plan", str(QUICKSTART), "--json"))
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout)
     assert plan["model"]["family"] == "palm" and plan["model"]["params"] > 100_000
     assert plan["memory"]["fits"] is True
 
     # apply: data -> train (-> the spec's evals), into ./runs/quickstart/.
-    proc = flanctl(tmp_path, *with_sets("apply", str(QUICKSTART), cwd=tmp_path))
+    proc = flanctl(tmp_path, *with_sets("apply", str(QUICKSTART)))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run = tmp_path / "runs" / "quickstart"
     # apply scored the step-0 model and the finetuned one, and printed the pair.

@@ -301,9 +301,11 @@ def read_flanctl_export(handle: str | None, base_dir: str | Path) -> FlanctlExpo
     if not marker or not isinstance(marker.get("family"), str) or not config:
         return None
     numbers = config.get("config", {}) if isinstance(config.get("config"), dict) else {}
-    renames = {"vocabulary_size": "vocab_size"}
-    keys = ("num_layers", "hidden_dim", "num_heads", "num_kv_heads", "head_dim", "ffn_dim", "vocab_size", "max_sequence_length")
-    arch = {renames.get(k, k): v for k, v in numbers.items() if renames.get(k, k) in keys and isinstance(v, int)}
+    from flanctl.spec.models import Architecture
+
+    renames = {"vocabulary_size": "vocab_size"}  # keras-hub's constructor name -> the spec's
+    arch = {renames.get(k, k): v for k, v in numbers.items()
+            if renames.get(k, k) in Architecture.model_fields and isinstance(v, int)}
     tok = marker.get("tokenizer") if isinstance(marker.get("tokenizer"), dict) else {}
     spm = folder / tok["file"] if tok.get("kind") == "sentencepiece" and isinstance(tok.get("file"), str) else None
     return FlanctlExport(folder, marker["family"], arch, spm if spm is not None and spm.is_file() else None)
