@@ -27,7 +27,7 @@ def test_catalog_and_suites_agree_on_methods():
 
 
 @pytest.mark.parametrize("suites, ok", [("[builtin]", True), ("[mmlu, builtin]", True), ("[bbh]", False),
-                                        ("[flan-held-out]", False)])
+                                        ("[flan-held-out]", False), ("[builtin, builtin-cot]", True), ("[bbh-cot]", True)])
 def test_validate_refuses_ranking_a_suite_without_options(tmp_path, suites, ok):
     (tmp_path / "s.yaml").write_text("model: {family: palm, size: tiny}\nmixture:\n  collections:\n"
                                      "    - {name: builtin, proportion: 1, tasks: [parity]}\n"

@@ -68,3 +68,42 @@ def test_catalog_builtin_chance_is_the_one_computed_from_the_options():
 
     suite = make_suite("builtin")
     assert SUITES["builtin"].chance == pytest.approx(suite.chance_level(suite.load(None)))
+
+
+# ----------------------------------------------------------------------------- builtin-cot
+
+
+def test_builtin_cot_prompts_are_the_training_cot_template_variant_0():
+    from flanctl.data.templates import load_templates, _render
+
+    cot = load_templates().variants["cot"][0]
+    examples = make_suite("builtin-cot").load(None, limit=2)
+    assert {e.task for e in examples} == set(BUILTIN_HELD_OUT_TASKS)
+    for task in BUILTIN_HELD_OUT_TASKS:
+        ex = [e for e in examples if e.task == task][0]
+        raw = generate(task, "test", 1, 0)[0]
+        assert ex.prompt == _render(cot.inputs, raw, "test")
+        assert "OPTIONS" not in ex.prompt and ex.prompt.endswith("A: Let's think step by step.")
+        assert ex.golds == (raw.targets,) and ex.chance == (1 / len(raw.options) if raw.options else 0.0)
+
+
+def test_builtin_cot_few_shot_exemplars_carry_rationale_and_answer():
+    examples = make_suite("builtin-cot").load(None, limit=1, shots=2)
+    shots = generate(BUILTIN_HELD_OUT_TASKS[0], "validation", 2, 0)
+    p = examples[0].prompt
+    for s in shots:
+        assert f"Q: {s.inputs}\nA: Let's think step by step. {s.rationale} So the answer is {s.answer}." in p
+    assert p.count("\n\n") >= 2 and p.endswith("A: Let's think step by step.")
+
+
+def test_builtin_cot_reads_the_answer_after_the_phrase_and_always_generates():
+    examples = make_suite("builtin-cot").load(None, limit=10)
+    gold = GoldPredictor(examples, answer_format=" Some reasoning. So the answer is {}.\nQ: next")
+    result = run_suite("builtin-cot", gold, None, limit=10, method="loglikelihood")
+    assert result["score"] == 100.0 and result["settings"]["method"] == "generate" and result["settings"]["cot"]
+    # reasoning that names the answer but never concludes is read by its first line: wrong here
+    result = run_suite("builtin-cot", GoldPredictor(examples, answer_format=" I think about {} a lot."), None, limit=10)
+    assert result["score"] == 0.0
+    # an answer without the phrase is read directly
+    assert run_suite("builtin-cot", GoldPredictor(examples, answer_format=" {}"), None, limit=10)["score"] == 100.0
+    assert run_suite("builtin-cot", EchoPredictor(), None, limit=10)["score"] < 10.0

@@ -182,6 +182,12 @@ SUITES: dict[str, SuiteFacts] = {
         {task: BUILTIN_EXAMPLES_PER_TASK for task in BUILTIN_HELD_OUT_TASKS}, len(BUILTIN_HELD_OUT_TASKS), 25.0,
         id_format="<task>-<i>", methods=("generate", "loglikelihood"),
     ),
+    "builtin-cot": SuiteFacts(
+        "builtin-cot", "flanctl's held-out built-in tasks, zero-shot chain-of-thought (reasoning, then 'So the answer is X.')",
+        0, True, "exact_match",
+        {task: BUILTIN_EXAMPLES_PER_TASK for task in BUILTIN_HELD_OUT_TASKS}, len(BUILTIN_HELD_OUT_TASKS), 25.0,
+        id_format="<task>-<i>",
+    ),
 }
 
 

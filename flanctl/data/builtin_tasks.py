@@ -474,6 +474,12 @@ _TOWN_QUESTIONS = {
 }
 
 
+def _a(word: str) -> str:
+    from flanctl.data.corpus import _a as article
+
+    return article(word)
+
+
 def _person_domain(attr: str, p: dict) -> list[str]:
     from flanctl.data.corpus import COLOURS, PETS, TRADES
 
@@ -489,8 +495,8 @@ def _ask_person(attr: str, held_out: bool):
         p = rng.choice([q for q in _half(_world().people, held_out) if attr in q])
         answer = p[attr]
         options = _choices(rng, answer, _person_domain(attr, p))
-        fact = {"town": f"{p['name']} lives in {p['town']}.", "trade": f"{p['name']} works as a {p['trade']}.",
-                "pet": f"{p['name']} keeps a {p['pet']} called {p['pet_name']}.", "colour": f"The favourite colour of {p['name']} is {p['colour']}.",
+        fact = {"town": f"{p['name']} lives in {p['town']}.", "trade": f"{p['name']} works as {_a(p['trade'])}.",
+                "pet": f"{p['name']} keeps {_a(p['pet'])} called {p['pet_name']}.", "colour": f"The favourite colour of {p['name']} is {p['colour']}.",
                 "friend": f"{p['name']} is a good friend of {p['friend']}.",
                 "sibling": f"{p['name']} and {p.get('sibling')} are siblings."}[attr]
         return rng.choice(_PERSON_QUESTIONS[attr]).format(name=p["name"]), answer, fact, options
@@ -636,7 +642,7 @@ UNSPLIT_TASKS = frozenset({"home_town", "trade", "pet_kind", "favourite_colour",
                            "town_goods", "recall_home_town", "recall_trade", "recall_pet_kind", "recall_town_goods"})
 
 #: Bump when a generator changes, so cached tokenized data is rebuilt.
-GENERATOR_VERSION = "5"
+GENERATOR_VERSION = "6"
 
 
 def split_of(inputs: str) -> str:

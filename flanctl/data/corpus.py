@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import random
 
-CORPUS_VERSION = "2"
+CORPUS_VERSION = "3"
 #: The one world every corpus seed describes (the built-in world tasks ask about it).
 WORLD_SEED = 0
 
@@ -50,7 +50,7 @@ def _name(rng: random.Random, syllables: int) -> str:
 class World:
     """People and towns of one seed, with attributes and relations."""
 
-    def __init__(self, seed: int, people: int = 48, towns: int = 12):
+    def __init__(self, seed: int, people: int = 32, towns: int = 10):
         rng = random.Random(f"flanctl-corpus/{CORPUS_VERSION}/world/{seed}")
         names: set[str] = set()
 
@@ -81,7 +81,7 @@ class World:
 
 
 _PERSON_PHRASES = {
-    "town": ("{full} lives in {town}.", "{name} has made a home in {town}.", "The house of {name} stands in {town}."),
+    "town": ("{name} lives in {town}.", "{full} lives in {town}.", "The house of {name} stands in {town}."),
     "trade": ("{name} works as {trade_a}.", "{name} earns a living as {trade_a}.", "By trade, {name} is {trade_a}."),
     "born": ("{name} was born in {born}.", "{name} came into the world in {born}."),
     "colour": ("The favourite colour of {name} is {colour}.", "{name} likes {colour} more than any other colour.",
@@ -181,15 +181,15 @@ _PROCEDURES = (_counting_doc, _ordering_doc, _arithmetic_doc, _date_doc, _spelli
 
 
 def generate_corpus(n: int, seed: int = 0) -> list[str]:
-    """n documents of the corpus of `seed`: half about the world, half procedures written out."""
+    """n documents of the corpus of `seed`: 70% about the world, 30% procedures written out."""
     world = the_world()
     docs = []
     for i in range(n):
         rng = random.Random(f"flanctl-corpus/{CORPUS_VERSION}/doc/{seed}/{i}")
         kind = rng.random()
-        if kind < 0.3:
+        if kind < 0.5:
             parts = [_person_doc(world, rng) for _ in range(rng.randint(1, 3))]
-        elif kind < 0.45:
+        elif kind < 0.7:
             parts = [_town_doc(world, rng)]
         else:
             parts = [rng.choice(_PROCEDURES)(rng) for _ in range(rng.randint(1, 3))]

@@ -115,6 +115,8 @@ def run_suite(
                           batch_size=batch_size, max_new_tokens=max_new_tokens, write_predictions_to=write_predictions_to,
                           progress=progress, **options)
     suite_obj = entry.create(options)
+    if suite_obj.cot and method not in suite_obj.methods:
+        method = "generate"  # a chain-of-thought answer comes after generated reasoning, whatever the run's method
     if method not in suite_obj.methods:
         raise FlanctlError(f"suite {suite} cannot be scored with method {method!r}: it takes {' or '.join(suite_obj.methods)}"
                            + (" (loglikelihood ranks answer options, which it has none of)" if method == "loglikelihood" else ""))

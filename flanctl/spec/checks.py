@@ -319,7 +319,8 @@ def _check_eval(spec: Spec, r: _Reporter) -> None:
         for i, suite in enumerate(ev.suites):
             facts = catalog_suites.SUITES.get(suite)
             members = [catalog_suites.SUITES[m] for m in facts.members] if facts and facts.members else [facts]
-            bad = [m.name for m in members if m is not None and ev.method not in m.methods]
+            # chain-of-thought suites always generate: their answer comes after the reasoning
+            bad = [m.name for m in members if m is not None and not m.cot and ev.method not in m.methods]
             if bad:
                 ok = [n for n, f in catalog_suites.SUITES.items() if ev.method in f.methods]
                 r.error(f"eval.method {ev.method} ranks answer options, which suite {bad[0]} does not have; "

@@ -17,7 +17,7 @@ Family = Literal["palm", "cont-palm", "u-palm", "t5", "preset"]
 Precision = Literal["float32", "bfloat16", "float16", "mixed_bfloat16", "mixed_float16"]
 Backend = Literal["jax", "tensorflow", "torch"]
 DeviceKind = Literal["cpu", "h100", "h200", "a100", "tpu-v4", "tpu-v5e", "tpu-v5p"]
-SuiteName = Literal["mmlu", "mmlu-cot", "bbh", "bbh-cot", "tydiqa", "mgsm", "flan-held-out", "builtin"]
+SuiteName = Literal["mmlu", "mmlu-cot", "bbh", "bbh-cot", "tydiqa", "mgsm", "flan-held-out", "builtin", "builtin-cot"]
 TemplateFormat = Literal["zero_shot_opts", "zero_shot_noopts", "few_shot_opts", "few_shot_noopts", "cot"]
 
 
@@ -231,10 +231,10 @@ class EvalSpec(Strict):
     data_dir: str | None = Field(None, description="Directory with the suites' original files (mmlu/, bbh/, tydiqa/, mgsm/).")
     limit: int | None = Field(None, gt=0, description="Examples per task (for quick looks; the headline needs all).")
     max_decode_length: int | None = Field(None, gt=0, description="Tokens generated per answer, for every suite (raises or lowers the derived budgets). Default: each suite's budget comes from its prompts' longest example answer (BBH-CoT up to 3,616 tokens), so answers are not cut; generation stops at the stop sequences, so a large budget costs only the rows that need it.")
-    method: Literal["generate", "loglikelihood"] = Field("generate", description="generate: read each answer from generated text (the paper's protocol); loglikelihood: rank a question's answer options by the model's log-likelihood (suites with options: mmlu, builtin; free-answer questions are still generated). Ranking measures what the model knows apart from whether it can say it in the answer format.")
+    method: Literal["generate", "loglikelihood"] = Field("generate", description="generate: read each answer from generated text (the paper's protocol); loglikelihood: rank a question's answer options by the model's log-likelihood (suites with options: mmlu, builtin; free-answer questions are still generated, and chain-of-thought suites always generate). Ranking measures what the model knows apart from whether it can say it in the answer format.")
     mmlu_split: Literal["val", "test"] = Field("val", description="MMLU split scored: val (the paper's Table 5 and most tables) or test (Tables 1 and 4).")
     batch_size: int = Field(16, gt=0, description="Prompts decoded together.")
-    builtin_tasks: list[str] = Field(default_factory=list, description="Held-out built-in tasks for the `builtin` suite (default: the catalog's held-out set).")
+    builtin_tasks: list[str] = Field(default_factory=list, description="Held-out built-in tasks for the `builtin` and `builtin-cot` suites (default: the catalog's held-out set).")
 
 
 # --------------------------------------------------------------------------- top level

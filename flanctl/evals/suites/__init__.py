@@ -17,7 +17,7 @@ from flanctl.catalog.suites import HEADLINE_SUITES, SUITES as FACTS, SuiteFacts
 from flanctl.errors import FlanctlError
 from flanctl.evals.suites.base import Suite
 from flanctl.evals.suites.bbh import BBH, BBHCoT
-from flanctl.evals.suites.builtin import Builtin
+from flanctl.evals.suites.builtin import Builtin, BuiltinCoT
 from flanctl.evals.suites.mgsm import MGSM
 from flanctl.evals.suites.mmlu import MMLU, MMLUCoT
 from flanctl.evals.suites.tydiqa import TyDiQA
@@ -69,6 +69,7 @@ REGISTRY: dict[str, SuiteEntry | SuiteGroup] = {
         _suite(TyDiQA),
         _suite(MGSM),
         _suite(Builtin),
+        _suite(BuiltinCoT),
         # The paper's six held-out evaluations, the ones its normalized average is taken over.
         SuiteGroup("flan-held-out", HEADLINE_SUITES),
     )

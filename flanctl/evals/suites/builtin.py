@@ -10,7 +10,7 @@ format it learned. Headline: mean over tasks.
 from __future__ import annotations
 
 from flanctl.errors import FlanctlError
-from flanctl.evals.answers import first_line
+from flanctl.evals.answers import after_answer_is, first_line
 from flanctl.evals.suites.base import EvalExample, Suite
 
 DEFAULT_EXAMPLES_PER_TASK = 200
@@ -44,8 +44,6 @@ class Builtin(Suite):
         for task in tasks:
             if task not in BUILTIN_HELD_OUT_TASKS:
                 raise FlanctlError(f"builtin suite: '{task}' is not a held-out built-in task; choose from {', '.join(BUILTIN_HELD_OUT_TASKS)}")
-        from flanctl.evals.suites.builtin_format import render_prompt
-
         n = limit or DEFAULT_EXAMPLES_PER_TASK
         examples = []
         for task in tasks:
@@ -55,7 +53,7 @@ class Builtin(Suite):
                     EvalExample(
                         id=f"{task}-{i}",
                         task=task,
-                        prompt=render_prompt(ex, exemplars),
+                        prompt=self.prompt(ex, exemplars),
                         target=ex.targets,
                         golds=(ex.targets.strip(),),
                         options=tuple(ex.options or ()),
@@ -64,8 +62,40 @@ class Builtin(Suite):
                 )
         return examples
 
+    def prompt(self, ex, exemplars) -> str:
+        from flanctl.evals.suites.builtin_format import render_prompt
+
+        return render_prompt(ex, exemplars)
+
     def extract(self, text, example):
         return first_line(text)
 
     def settings(self):
         return {**super().settings(), "tasks": self.tasks or "catalog held-out set", "split": "test", "seed": SEED}
+
+
+class BuiltinCoT(Builtin):
+    """`builtin-cot`: the same held-out questions, zero-shot chain of thought, generated.
+
+    The prompt is the first variant of the training CoT template (`Q: {question}` /
+    `A: Let's think step by step.`, no options block; exemplars, when asked for, come from the
+    validation split with their rationale); the model writes its reasoning and
+    `So the answer is X.`, and X is scored by exact match. A model that answers without the
+    phrase is scored on its first line. Chance is the direct suite's (1/options), so the
+    normalized score is comparable across the two."""
+
+    name = "builtin-cot"
+    cot = True
+    max_new_tokens = 64
+    methods = ("generate",)
+    option_prefix = ""
+
+    def prompt(self, ex, exemplars) -> str:
+        from flanctl.evals.suites.builtin_format import render_cot_prompt
+
+        return render_cot_prompt(ex, exemplars)
+
+    def extract(self, text, example):
+        answer = after_answer_is(text)
+        line = first_line(answer if answer is not None else text)
+        return line[:-1].rstrip() if line.endswith(".") else line

@@ -25,3 +25,15 @@ def render_prompt(ex, exemplars=()) -> str:
     q, a = FEW_SHOT_DELIMITERS
     blocks = [f"{q}{render_inputs(e)}\n{a}{e.targets}" for e in exemplars]
     return "\n\n".join(blocks + [f"{q}{render_inputs(ex)}\n{a.rstrip()}"])
+
+
+COT_TEMPLATE = ("Q: ", "\nA: Let's think step by step.")
+
+
+def render_cot_prompt(ex, exemplars=()) -> str:
+    """Chain-of-thought prompt: the first variant of the training `cot` template (question
+    only, no options block; the model's text starts after "step by step."), behind
+    exemplars written out the same way with their rationale and answer, blank-line separated."""
+    q, lead = COT_TEMPLATE
+    blocks = [f"{q}{e.inputs}{lead} {e.rationale} So the answer is {e.answer}." for e in exemplars]
+    return "\n\n".join(blocks + [f"{q}{ex.inputs}{lead}"])
