@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(BIN)/flanctl plan examples/quickstart.yaml
 	$(BIN)/flanctl apply examples/quickstart.yaml
 	$(BIN)/flanctl eval --suite builtin
+	$(BIN)/python examples/base/probe.py
 
 pretrain: $(STAMP)
 	$(BIN)/flanctl apply examples/pretrain.yaml

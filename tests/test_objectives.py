@@ -200,7 +200,8 @@ def test_stream_packs_each_objective_with_todays_keys(tmp_path, objective):
     assert set(b) == {"token_ids", "segment_ids", "positions", "targets", "loss_mask"}
     assert b["token_ids"].shape == (4, 128)
     seg = b["segment_ids"]
-    assert seg.max() >= 2 or objective != "causal_lm" or (seg > 0).all()  # packed rows
+    if objective == "causal_lm":  # packed: long documents are cut to fill rows, short ones share a row
+        assert (seg > 0).mean() > 0.8 and ((seg.max(axis=1) >= 2) | (seg > 0).all(axis=1)).sum() >= 2
     assert ((b["loss_mask"] > 0) <= (seg > 0)).all()
     if objective == "causal_lm":
         assert b["loss_mask"].sum() == pytest.approx((seg > 0).sum(), rel=0.05)
