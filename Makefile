@@ -19,7 +19,6 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/flanctl plan examples/quickstart.yaml
 	$(BIN)/flanctl apply examples/quickstart.yaml
-	$(BIN)/flanctl eval --suite builtin
 	$(BIN)/python examples/base/probe.py
 
 pretrain: $(STAMP)
