@@ -52,7 +52,8 @@ def test_trained_tiny_model_end_to_end_through_the_cli(tmp_path, monkeypatch, ca
     from flanctl.train import run_training
 
     quickstart = Path(__file__).resolve().parents[1] / "examples" / "quickstart.yaml"
-    overrides = ["train.steps=2", "train.checkpoint_every=2", "train.log_every=1", "train.batch_size=4",
+    # a tiny random model instead of the shipped base (the quickstart's model.checkpoint)
+    overrides = ["model.checkpoint=null", "train.steps=2", "train.checkpoint_every=2", "train.log_every=1", "train.batch_size=4",
                  "mixture.inputs_length=96", "mixture.targets_length=32", "mixture.collections.0.cap=50",
                  *(f"model.architecture.{k}={v}" for k, v in ARCH.items() if k != "max_sequence_length"),
                  "model.architecture.max_sequence_length=128", "model.tokenizer.kind=byte", "model.tokenizer.path=null"]
