@@ -107,3 +107,15 @@ def test_builtin_cot_reads_the_answer_after_the_phrase_and_always_generates():
     # an answer without the phrase is read directly
     assert run_suite("builtin-cot", GoldPredictor(examples, answer_format=" {}"), None, limit=10)["score"] == 100.0
     assert run_suite("builtin-cot", EchoPredictor(), None, limit=10)["score"] < 10.0
+
+
+@pytest.mark.parametrize("suite", ["builtin", "builtin-cot"])
+def test_few_shot_exemplars_never_state_the_fact_asked(suite):
+    # World tasks draw validation and test questions from the same half of the world: an
+    # exemplar about the same person and relation would hand the model the answer.
+    examples = make_suite(suite).load(None, limit=25, shots=2)
+    for ex in (e for e in examples if e.task == "recall_trade"):
+        raw = generate("recall_trade", "test", 25, 0)[int(ex.id.rsplit("-", 1)[1])]
+        name = raw.rationale.split(" works as")[0]  # "<name> works as a <trade>."
+        assert ex.prompt.count(name) == 1  # only in the question asked
+        assert raw.rationale not in ex.prompt and ex.prompt.count("Q: ") == 3

@@ -47,8 +47,11 @@ class Builtin(Suite):
         n = limit or DEFAULT_EXAMPLES_PER_TASK
         examples = []
         for task in tasks:
-            exemplars = generate(task, "validation", shots, SEED) if shots else []
+            # Exemplars come from the validation split, never one stating the very fact asked
+            # (the world tasks' splits share one half of the world: same rationale = same fact).
+            pool = generate(task, "validation", 4 * shots + 4, SEED) if shots else []
             for i, ex in enumerate(generate(task, "test", n, SEED)):
+                exemplars = [e for e in pool if e.rationale != ex.rationale][:shots]
                 examples.append(
                     EvalExample(
                         id=f"{task}-{i}",
