@@ -27,14 +27,10 @@ HERE = Path(__file__).resolve().parent
 RECALL_TASKS = ("recall_home_town", "recall_pet_kind", "recall_town_goods", "recall_trade")
 
 
-def _article(word: str) -> str:
-    from flanctl.data.corpus import _a
-
-    return _a(word)
-
-
 def stem_and_options(example) -> tuple[str, list[str]]:
     """(the fact's sentence up to the answer, each option as its continuation)."""
+    from flanctl.data.corpus import with_article
+
     rationale, answer = example.rationale, example.answer
     cut = rationale.rfind(" " + answer)
     if cut < 0:
@@ -42,7 +38,7 @@ def stem_and_options(example) -> tuple[str, list[str]]:
     stem = rationale[:cut]
     for article in (" a", " an"):
         if stem.endswith(article):
-            return stem[: -len(article)], [" " + _article(o) for o in example.options]
+            return stem[: -len(article)], [" " + with_article(o) for o in example.options]
     return stem, [" " + o for o in example.options]
 
 

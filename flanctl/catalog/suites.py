@@ -122,6 +122,9 @@ BBH_CHANCE = 26.6
 #: The same, aggregated as the BBH paper does (three-way tasks averaged first, 23 tasks).
 BBH_CHANCE_23_TASKS = 27.3
 
+#: The suites that score the built-in held-out tasks (they take `eval.builtin_tasks`).
+BUILTIN_SUITES = ("builtin", "builtin-cot")
+
 #: Built-in suite examples per held-out task when `eval.limit` is not set.
 BUILTIN_EXAMPLES_PER_TASK = 200
 

@@ -30,6 +30,7 @@ import hashlib
 import random
 from collections.abc import Callable
 
+from flanctl.data.corpus import COLOURS, GOODS, PETS, TRADES, the_world, with_article
 from flanctl.data.examples import Example
 from flanctl.errors import FlanctlError
 
@@ -448,12 +449,6 @@ def _mention_pick(rng: random.Random) -> Item:
 # --------------------------------------------------------------------------- world tasks
 
 
-def _world():
-    from flanctl.data.corpus import the_world
-
-    return the_world()
-
-
 def _half(items: list, held_out: bool) -> list:
     """The finetuning half of the world's people or towns (even places) or the held-out half."""
     return items[1::2] if held_out else items[0::2]
@@ -474,16 +469,8 @@ _TOWN_QUESTIONS = {
 }
 
 
-def _a(word: str) -> str:
-    from flanctl.data.corpus import _a as article
-
-    return article(word)
-
-
 def _person_domain(attr: str, p: dict) -> list[str]:
-    from flanctl.data.corpus import COLOURS, PETS, TRADES
-
-    w = _world()
+    w = the_world()
     if attr in ("friend", "sibling"):  # other people, none of them a friend (either way round) or the sibling
         related = {p.get(attr)} | ({q["name"] for q in w.people if q["friend"] == p["name"]} if attr == "friend" else set())
         return [q["name"] for q in w.people if q["name"] != p["name"] and q["name"] not in related]
@@ -492,11 +479,11 @@ def _person_domain(attr: str, p: dict) -> list[str]:
 
 def _ask_person(attr: str, held_out: bool):
     def item(rng: random.Random) -> Item:
-        p = rng.choice([q for q in _half(_world().people, held_out) if attr in q])
+        p = rng.choice([q for q in _half(the_world().people, held_out) if attr in q])
         answer = p[attr]
         options = _choices(rng, answer, _person_domain(attr, p))
-        fact = {"town": f"{p['name']} lives in {p['town']}.", "trade": f"{p['name']} works as {_a(p['trade'])}.",
-                "pet": f"{p['name']} keeps {_a(p['pet'])} called {p['pet_name']}.", "colour": f"The favourite colour of {p['name']} is {p['colour']}.",
+        fact = {"town": f"{p['name']} lives in {p['town']}.", "trade": f"{p['name']} works as {with_article(p['trade'])}.",
+                "pet": f"{p['name']} keeps {with_article(p['pet'])} called {p['pet_name']}.", "colour": f"The favourite colour of {p['name']} is {p['colour']}.",
                 "friend": f"{p['name']} is a good friend of {p['friend']}.",
                 "sibling": f"{p['name']} and {p.get('sibling')} are siblings."}[attr]
         return rng.choice(_PERSON_QUESTIONS[attr]).format(name=p["name"]), answer, fact, options
@@ -506,13 +493,9 @@ def _ask_person(attr: str, held_out: bool):
 
 def _ask_town(attr: str, held_out: bool):
     def item(rng: random.Random) -> Item:
-        towns = _world().towns
+        towns = the_world().towns
         t = rng.choice(_half(towns, held_out))
-        domain = [o["river"] for o in towns] if attr == "river" else None
-        if domain is None:
-            from flanctl.data.corpus import GOODS
-
-            domain = list(GOODS)
+        domain = [o["river"] for o in towns] if attr == "river" else list(GOODS)
         options = _choices(rng, t[attr], domain)
         fact = f"{t['name']} lies on the {t['river']}." if attr == "river" else f"{t['name']} is known for its {t['goods']}."
         return rng.choice(_TOWN_QUESTIONS[attr]).format(name=t["name"]), t[attr], fact, options

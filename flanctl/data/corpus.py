@@ -38,7 +38,8 @@ WORDS = ("apple", "river", "candle", "garden", "pencil", "window", "tiger", "bas
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December")
 
 
-def _a(word: str) -> str:
+def with_article(word: str) -> str:
+    """"a baker", "an owl": the word behind its indefinite article, as the corpus writes it."""
     return ("an " if word[0] in "aeiou" else "a ") + word
 
 
@@ -114,7 +115,7 @@ def the_world() -> World:
 def _person_doc(w: World, rng: random.Random) -> str:
     p = rng.choice(w.people)
     full = f"{p['name']} {p['family']}"
-    slots = {**p, "full": full, "trade_a": _a(p["trade"]), "pet_a": _a(p["pet"])}
+    slots = {**p, "full": full, "trade_a": with_article(p["trade"]), "pet_a": with_article(p["pet"])}
     facts = [rng.choice(phrases).format(**slots) for key, phrases in _PERSON_PHRASES.items() if key in p]
     rng.shuffle(facts)
     opener = rng.choice((f"This is about {full}.", f"People in {p['town']} know {full} well.", f"{full} has an ordinary life.",

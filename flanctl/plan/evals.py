@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flanctl.catalog.suites import BUILTIN_EXAMPLES_PER_TASK, SUITES, suite_examples
+from flanctl.catalog.suites import BUILTIN_EXAMPLES_PER_TASK, BUILTIN_SUITES, SUITES, suite_examples
 
 
 def _suite_row(name: str, ev: Any) -> dict[str, Any]:
@@ -23,7 +23,7 @@ def _suite_row(name: str, ev: Any) -> dict[str, Any]:
         return {"name": name, "shots": None, "cot": None, "metric": None, "subtasks": subtasks, "tasks": sum(r["tasks"] for r in rows),
                 "examples": examples, "full_examples": full, "samples": None, "generations": generations,
                 "chance": None, "members": list(facts.members), "paper_scores": {}, "split": None}
-    if name in ("builtin", "builtin-cot") and ev.builtin_tasks:  # the suite's own option: which held-out tasks
+    if name in BUILTIN_SUITES and ev.builtin_tasks:  # the suite's own option: which held-out tasks
         subtasks, full = len(ev.builtin_tasks), len(ev.builtin_tasks) * BUILTIN_EXAMPLES_PER_TASK
     else:
         subtasks, full = len(facts.subtasks) or facts.tasks, suite_examples(name, split)

@@ -91,7 +91,6 @@ class BuiltinCoT(Builtin):
     cot = True
     max_new_tokens = 64
     methods = ("generate",)
-    option_prefix = ""
 
     def prompt(self, ex, exemplars) -> str:
         from flanctl.evals.suites.builtin_format import render_cot_prompt
