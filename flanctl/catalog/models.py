@@ -161,7 +161,9 @@ class FamilyFacts:
 
     `encoder_decoder` is None where the checkpoint decides (a keras-hub preset is a CausalLM
     or a Seq2SeqLM: the plan reads its folder). `packing_note` says why a family cannot pack
-    (None: it masks attention by segment, so packed examples stay apart).
+    (None: it masks attention by segment, so packed examples stay apart). `attention_modes`
+    are the `model.attention` values its models take: causal everywhere, prefix (a prefix LM,
+    bidirectional on each example's inputs) for the PaLM-architecture families.
     """
 
     name: str
@@ -169,6 +171,7 @@ class FamilyFacts:
     packing_note: str | None = None
     #: True when the catalog has a parameter formula and sizes (the preset reports its own).
     has_formula: bool = True
+    attention_modes: tuple[str, ...] = ("causal",)
 
     @property
     def packs(self) -> bool:
@@ -182,7 +185,7 @@ _PRESET_NO_PACKING = (
 
 #: The families the spec accepts, each with its facts (the only family-name table of the plan side).
 FAMILY_FACTS: dict[str, FamilyFacts] = {
-    **{name: FamilyFacts(name, encoder_decoder=False) for name in DECODER_FAMILIES},
+    **{name: FamilyFacts(name, encoder_decoder=False, attention_modes=("causal", "prefix")) for name in DECODER_FAMILIES},
     "t5": FamilyFacts("t5", encoder_decoder=True),
     "preset": FamilyFacts("preset", encoder_decoder=None, packing_note=_PRESET_NO_PACKING, has_formula=False),
 }

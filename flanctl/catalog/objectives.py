@@ -14,7 +14,8 @@ tokens of an objective with them, and the data room corrupts text with the same 
   last 25% of the text as target); the input starts with the paradigm's mode token ([NLU] for R,
   [NLG] for X, [S2S] for S, the names of the released UL2 checkpoint). The S-denoiser takes 20% of
   the examples and the six span denoisers share the rest equally. On a decoder-only model it is
-  U-PaLM's UL2R in prefix-LM form: inputs then targets in one sequence, loss on the targets.
+  U-PaLM's UL2R in prefix-LM form: inputs then targets in one sequence, loss on the targets;
+  with `model.attention: prefix` (palm) the inputs attend bidirectionally, as U-PaLM's prefix LM.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ unpacking as instruction examples, so the batches keep the seam's keys:
 - causal_lm (decoder-only): [bos] text, loss on every next token (eos only after a document's end);
 - span_corruption / ul2: (inputs, targets) built from the text by a seeded denoiser, then laid
   out as instruction examples are: decoder-only `[bos] inputs targets` with loss on the targets
-  (prefix-LM form), encoder-decoder `inputs eos` -> `targets eos`.
+  (prefix-LM form; with `model.attention: prefix` the batches also flag `[bos] inputs` as the
+  prefix, which a prefix-LM palm model sees bidirectionally), encoder-decoder `inputs eos` ->
+  `targets eos`.
 
 The noise of an example is drawn from (mixture seed, task, draw index), so every epoch corrupts
 a piece differently and a resumed stream repeats exactly the same batches.

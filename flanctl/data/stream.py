@@ -6,7 +6,8 @@
       -> compact features (decoder-only: one array; encoder-decoder: two)
       -> grain FirstFitPackIterDataset            (segment ids and positions per example)
       -> batch                                    (per-process batch)
-      -> BatchUnpacker                            (the seam's keys: targets, loss mask, decoder inputs)
+      -> BatchUnpacker                            (the seam's keys: targets, loss mask, decoder inputs,
+                                                   prefix flags for a prefix-LM model)
 
 Every stage is a grain dataset, so the iterator's `get_state()`/`set_state()` resumes at
 exactly the batch where it stopped.
@@ -144,6 +145,8 @@ class DecoderFeatures:
     Only one array is packed per example, `token_ids * 2 + loss bit` (a loss bit for the
     token each position predicts): grain's packer cost grows with the number of features, and
     next-token targets are recovered exactly after packing from the segment ids (`BatchUnpacker`).
+    The prefix flags of a prefix LM come from the same bits: an example's prefix ([bos] inputs)
+    ends at its first loss bit (the last input token, which predicts the first target).
     """
 
     def __init__(self, bos_id: int | None, eos_id: int):
@@ -179,13 +182,37 @@ def _length_struct(enc_dec: bool, mix) -> dict[str, int]:
     return {"token_ids": mix.inputs_length + mix.targets_length}
 
 
-class BatchUnpacker:
-    """Packed compact batch -> the seam's batch dict (vectorised over the whole batch)."""
+def prefix_flags(segment_ids: np.ndarray, loss_bits: np.ndarray) -> np.ndarray:
+    """Int32 `[B, L]`: 1 on each packed example's prefix, the positions up to and including its
+    first loss position, else 0 (padding included).
 
-    def __init__(self, enc_dec: bool, eos_id: int, start_id: int = 0):
+    For `[bos] inputs targets` that is `[bos] inputs`: the last input token predicts the first
+    target and sees only inputs. No position with a loss bit other than that one is ever in the
+    prefix, so a prefix LM cannot see a token it is asked to predict. A causal-LM example (loss
+    from its first token) has a one-token prefix, which attends as causal attention does.
+    """
+    seg = np.asarray(segment_ids)
+    loss = np.asarray(loss_bits).astype(np.int64)
+    length = seg.shape[1]
+    start = np.ones(seg.shape, dtype=bool)
+    start[:, 1:] = seg[:, 1:] != seg[:, :-1]
+    before = np.cumsum(loss, axis=1) - loss  # loss bits strictly before each position (row-wide)
+    first = np.maximum.accumulate(np.where(start, np.arange(length)[None, :], 0), axis=1)  # its example's start
+    within = before - np.take_along_axis(before, first, axis=1)  # loss bits before it in its own example
+    return ((within == 0) & (seg > 0)).astype(np.int32)
+
+
+class BatchUnpacker:
+    """Packed compact batch -> the seam's batch dict (vectorised over the whole batch).
+
+    `prefix=True` (a decoder-only model with `model.attention: prefix`) adds `prefix_mask`,
+    the per-token prefix flags of `prefix_flags`."""
+
+    def __init__(self, enc_dec: bool, eos_id: int, start_id: int = 0, prefix: bool = False):
         self._enc_dec = enc_dec
         self._eos = eos_id
         self._start = start_id
+        self._prefix = prefix and not enc_dec
 
     @staticmethod
     def _next_same(seg: np.ndarray) -> np.ndarray:
@@ -219,13 +246,16 @@ class BatchUnpacker:
         nxt = np.zeros_like(ids)
         nxt[:, :-1] = ids[:, 1:]
         targets = np.where(self._next_same(seg), nxt, np.where(seg > 0, self._eos, 0)).astype(np.int32)
-        return {
+        out = {
             "token_ids": ids,
             "segment_ids": seg,
             "positions": b["token_ids_positions"].astype(np.int32),
             "targets": targets,
             "loss_mask": (code & 1).astype(np.float32),
         }
+        if self._prefix:
+            out["prefix_mask"] = prefix_flags(seg, code & 1)
+        return out
 
 
 class _PadOne:
@@ -344,7 +374,8 @@ def build_stream_from_tokenized(tokenized, rates, spec, tokenizer, process_index
                                         seed=mix.seed, shuffle_bins=True)
     else:
         it_ds = it_ds.map(_PadOne(lengths))
-    it_ds = it_ds.batch(per_process, drop_remainder=True).map(BatchUnpacker(enc_dec, tokenizer.eos_id, tokenizer.pad_id))
+    prefix = getattr(spec.model, "attention", "causal") == "prefix"
+    it_ds = it_ds.batch(per_process, drop_remainder=True).map(BatchUnpacker(enc_dec, tokenizer.eos_id, tokenizer.pad_id, prefix))
     it = iter(it_ds)
     return TrainStream(it, f"{fingerprint}:{process_index}/{process_count}:{batch}:{int(packing)}:{int(enc_dec)}",
                        [tt.name for tt in tokenized], per_process)

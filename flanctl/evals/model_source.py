@@ -101,17 +101,20 @@ def _load_local(source: str | Path, load):
 def initial_predictor(plan: Plan):
     """The model `apply` is about to finetune, as it stands at step 0: the plan's checkpoint or
     preset when it names one, else the family's architecture initialised with `train.seed`
-    (the trainer seeds the same way before it builds)."""
+    (the trainer seeds the same way before it builds), attending as `model.attention` as the
+    trainer's model does."""
     setup_process(plan.backend)
     import keras
 
     family = _plan_family(plan)
     tokenizer = None
+    attention = plan.spec.model.attention
     if plan.model.weights:
         model, tokenizer = family.load(plan.model.weights)
+        model = family.with_attention(model, attention)
     else:
         keras.utils.set_random_seed(plan.spec.train.seed)
-        model = family.build(plan.model.architecture, dropout=0.0)
+        model = family.build(plan.model.architecture, dropout=0.0, attention=attention)
     return family.engine(model, tokenizer or plan_tokenizer(plan), batch_size=plan.spec.eval.batch_size)
 
 

@@ -23,15 +23,16 @@ def _arch_from(arch_or_plan_model) -> dict:
     return dict(arch_or_plan_model)
 
 
-def build_model(arch_or_plan_model, family, dropout: float = 0.0, dtype=None):
+def build_model(arch_or_plan_model, family, dropout: float = 0.0, dtype=None, attention: str = "causal"):
     """The task model of `family` (a name or a `ModelFamily`) from architecture numbers,
-    with fresh weights: `get_family(family).build(arch, dropout, dtype)`.
+    with fresh weights: `get_family(family).build(arch, dropout, dtype, attention)`.
 
-    palm/cont-palm/u-palm -> `PaLMCausalLM` (inputs token_ids, segment_ids, positions);
+    palm/cont-palm/u-palm -> `PaLMCausalLM` (inputs token_ids, segment_ids, positions; with
+    `attention="prefix"` also prefix_mask);
     t5 -> `T5PackedSeq2SeqLM` (encoder_*/decoder_* token_ids, segment_ids, positions).
     Both map the batch dict (without targets/loss_mask) to float32 logits [B, L, vocab].
     """
-    return get_family(family).build(_arch_from(arch_or_plan_model), dropout=dropout, dtype=dtype)
+    return get_family(family).build(_arch_from(arch_or_plan_model), dropout=dropout, dtype=dtype, attention=attention)
 
 
 def abstract_param_count(arch: dict, family) -> int:

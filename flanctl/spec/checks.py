@@ -91,6 +91,7 @@ def _check_mesh(spec: Spec, r: _Reporter) -> None:
 
 def _check_model(spec: Spec, r: _Reporter) -> None:
     m = spec.model
+    _check_attention(spec, r)
     if not catalog_models.family_facts(m.family).has_formula:  # a keras-hub preset brings its own architecture
         if not m.preset and not m.checkpoint:
             r.error("model.family 'preset' needs model.preset (a keras-hub preset handle or local preset directory)",
@@ -126,6 +127,16 @@ def _check_model(spec: Spec, r: _Reporter) -> None:
     if heads % kv_heads:
         r.error(f"model.architecture.num_heads {heads} is not a multiple of num_kv_heads {kv_heads}",
                 ("model", "architecture", "num_kv_heads"), ("model", "architecture", "num_heads"), ("model", "size"))
+
+
+def _check_attention(spec: Spec, r: _Reporter) -> None:
+    """`model.attention` against the family: prefix-LM attention is built for the palm families."""
+    m = spec.model
+    modes = catalog_models.family_facts(m.family).attention_modes
+    if m.attention not in modes:
+        able = [f.name for f in catalog_models.FAMILY_FACTS.values() if m.attention in f.attention_modes]
+        r.error(f"model.attention {m.attention} is built for the {', '.join(able)} families only; family {m.family} "
+                f"takes {', '.join(modes)}: remove model.attention or use family palm", ("model", "attention"), ("model", "family"))
 
 
 def held_out_task_message(collection: str, tasks: Iterable[str]) -> str:
@@ -251,12 +262,13 @@ def _check_objective(spec: Spec, r: _Reporter) -> None:
     if objective == "causal_lm" and enc_dec:
         r.error(f"train.objective causal_lm trains a decoder-only model; {spec.model.family} is encoder-decoder: use "
                 "span_corruption or ul2", where, ("model", "family"))
+    attention = _attention_note(spec)
     if objective == "span_corruption" and enc_dec is False:
         r.notes.append(f"train.objective span_corruption on decoder-only {spec.model.family}: the corrupted text and then "
-                       "its spans in one sequence, loss on the spans (prefix-LM form, causal attention)")
+                       f"its spans in one sequence, loss on the spans ({attention})")
     if objective == "ul2" and enc_dec is False:
         r.notes.append(f"train.objective ul2 on decoder-only {spec.model.family}: UL2R as U-PaLM, each denoiser's inputs "
-                       "then targets in one sequence, loss on the targets (prefix-LM form, causal attention)")
+                       f"then targets in one sequence, loss on the targets ({attention})")
     for i, c in enumerate(spec.mixture.collections):
         here = ("mixture", "collections", i)
         if c.proportion == 0:
@@ -275,6 +287,13 @@ def _check_objective(spec: Spec, r: _Reporter) -> None:
                         "(inputs, targets) rows: remove format and map columns: {text: COLUMN}", at + ("format",), at, where)
     if objective in ("span_corruption", "ul2"):
         _check_sentinel_room(spec, objective, bool(enc_dec), r)
+
+
+def _attention_note(spec: Spec) -> str:
+    """How a decoder-only row of (inputs, targets) attends, for the objective notes."""
+    if spec.model.attention == "prefix":
+        return "a prefix LM: the inputs attend to each other in both directions, the targets causally"
+    return "prefix-LM form with causal attention; model.attention: prefix makes the inputs bidirectional, as U-PaLM"
 
 
 def _check_sentinel_room(spec: Spec, objective: str, enc_dec: bool, r: _Reporter) -> None:

@@ -18,6 +18,7 @@ Precision = Literal["float32", "bfloat16", "float16", "mixed_bfloat16", "mixed_f
 Backend = Literal["jax", "tensorflow", "torch"]
 DeviceKind = Literal["cpu", "h100", "h200", "a100", "tpu-v4", "tpu-v5e", "tpu-v5p"]
 SuiteName = Literal["mmlu", "mmlu-cot", "bbh", "bbh-cot", "tydiqa", "mgsm", "flan-held-out", "builtin", "builtin-cot"]
+Attention = Literal["causal", "prefix"]
 TemplateFormat = Literal["zero_shot_opts", "zero_shot_noopts", "few_shot_opts", "few_shot_noopts", "cot"]
 
 
@@ -64,6 +65,7 @@ class ModelSpec(Strict):
     family: Family = Field("palm", description="Model family: palm, cont-palm, u-palm (decoder-only, PaLM architecture), t5 (T5 v1.1 encoder-decoder), preset (any keras-hub CausalLM/Seq2SeqLM).")
     size: str | None = Field(None, description="Catalog size: 8b/62b/540b for the palm families; small/base/large/xl/xxl for t5; tiny/mini sizes for tests and the quickstart.")
     architecture: Architecture = Field(default_factory=Architecture, description="Explicit architecture numbers that override (or replace) the catalog size.")
+    attention: Attention = Field("causal", description="causal: every token sees only the tokens before it (PaLM); prefix: a prefix LM (non-causal decoder, as UL2 and U-PaLM's UL2R): each example's inputs attend to each other in both directions, its targets stay causal; generation and scoring treat the prompt as the prefix. Packed examples never see each other either way. prefix is for the palm families only; a checkpoint trained causally continues as a prefix LM with the same weights.")
     checkpoint: str | None = Field(None, description="Directory of weights to start from (a keras-hub preset directory saved by flanctl or keras-hub).")
     preset: str | None = Field(None, description="keras-hub preset handle (e.g. 'gemma_2b_en') or local preset directory; required for family 'preset'.")
     tokenizer: Tokenizer = Field(default_factory=Tokenizer, description="Tokenizer settings.")
@@ -181,7 +183,7 @@ class TrainSpec(Strict):
     log_every: int = Field(10, gt=0, description="Write metrics every N steps.")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of initialisation and dropout.")
     lora: Lora | None = Field(None, description="Train low-rank adapters instead of all weights (optimizer state only for them); none = full finetuning.")
-    objective: Literal["instruction", "causal_lm", "span_corruption", "ul2"] = Field("instruction", description="instruction: the mixture's (inputs, targets) examples, loss on the targets (the paper's finetuning); causal_lm: raw text, loss on every token, packed (PaLM's pretraining, cont-PaLM); span_corruption: T5's (15% noise in spans of mean 3, one sentinel per span from the top of the model's vocabulary); ul2: UL2's mixture of R/S/X denoisers with mode tokens [NLU]/[S2S]/[NLG] (U-PaLM's UL2R on a palm model, in prefix-LM form). The pretraining objectives read the collections' text sources: {kind: builtin, path: corpus}, or a local/hub source's text column.")
+    objective: Literal["instruction", "causal_lm", "span_corruption", "ul2"] = Field("instruction", description="instruction: the mixture's (inputs, targets) examples, loss on the targets (the paper's finetuning); causal_lm: raw text, loss on every token, packed (PaLM's pretraining, cont-PaLM); span_corruption: T5's (15% noise in spans of mean 3, one sentinel per span from the top of the model's vocabulary); ul2: UL2's mixture of R/S/X denoisers with mode tokens [NLU]/[S2S]/[NLG] (U-PaLM's UL2R on a palm model: inputs then targets in one sequence, loss on the targets; with model.attention: prefix the inputs attend bidirectionally). The pretraining objectives read the collections' text sources: {kind: builtin, path: corpus}, or a local/hub source's text column.")
 
 
 # --------------------------------------------------------------------------- distribution

@@ -84,13 +84,14 @@ def model_family(plan: Plan):
 def _default_model(plan: Plan) -> keras.Model:
     """The model to finetune, as the trainer fits it: the family's model loaded from the plan's
     checkpoint / preset (an absolute folder or a keras-hub handle, resolved by the plan), or
-    built fresh from the architecture."""
+    built fresh from the architecture; either way attending as `model.attention`."""
     family = model_family(plan)
+    attention = plan.spec.model.attention
     if plan.model.weights:
         model, _tokenizer = family.load(plan.model.weights, dropout=plan.spec.train.dropout)
         _check_spec_tokenizer(plan)
-        return _with_lora(plan, family.trainable(model))
-    return _with_lora(plan, family.build(plan.model.architecture, dropout=plan.spec.train.dropout))
+        return _with_lora(plan, family.trainable(family.with_attention(model, attention)))
+    return _with_lora(plan, family.build(plan.model.architecture, dropout=plan.spec.train.dropout, attention=attention))
 
 
 def _check_spec_tokenizer(plan: Plan) -> None:

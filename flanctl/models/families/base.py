@@ -63,11 +63,33 @@ class ModelFamily(ABC):
         """True when `model` (a loaded or built Keras model) is one of this family's."""
 
     # -- build, load, train ----------------------------------------------------------------
+    @property
+    def attention_modes(self) -> tuple[str, ...]:
+        """The `model.attention` values this family's models take (the catalog's fact)."""
+        from flanctl.catalog.models import family_facts
+
+        return family_facts(self.name).attention_modes
+
+    def check_attention(self, attention: str) -> None:
+        """A one-line error when the family's models cannot attend as `attention`."""
+        if attention not in self.attention_modes:
+            raise FlanctlError(
+                f"model.attention {attention!r}: family {self.name!r} takes only {', '.join(self.attention_modes)}; "
+                "prefix-LM attention is built for the palm families (palm, cont-palm, u-palm)"
+            )
+
     @abstractmethod
-    def build(self, arch: dict, dropout: float = 0.0, dtype=None):
+    def build(self, arch: dict, dropout: float = 0.0, dtype=None, attention: str = "causal"):
         """The task model built from architecture numbers, with fresh weights. It maps the
         data room's batch dict (without targets/loss_mask) to float32 logits [B, L, vocab];
-        `dtype` is a Keras dtype policy name (e.g. "float32", "mixed_bfloat16")."""
+        `dtype` is a Keras dtype policy name (e.g. "float32", "mixed_bfloat16"); `attention`
+        is `model.attention` (see `attention_modes`)."""
+
+    def with_attention(self, model, attention: str):
+        """`model` attending as `attention` (`model.attention`): a family with one mode returns
+        the model as it is; the palm families switch a loaded checkpoint's mask."""
+        self.check_attention(attention)
+        return model
 
     def abstract_param_count(self, arch: dict) -> int:
         """Parameters of `build(arch)`, counted from variable shapes without allocating them."""

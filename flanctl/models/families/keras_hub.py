@@ -26,7 +26,7 @@ class _KerasHubPresetFamily(ModelFamily):
 
     name = "preset"
 
-    def build(self, arch: dict, dropout: float = 0.0, dtype=None):
+    def build(self, arch: dict, dropout: float = 0.0, dtype=None, attention: str = "causal"):
         raise FlanctlError("family 'preset' has no architecture to build: use load_model(model.preset) instead")
 
     def load(self, source, dropout: float = 0.0):

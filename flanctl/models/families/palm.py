@@ -1,7 +1,8 @@
 """The palm families (palm, cont-palm, u-palm): flanctl's own decoder-only `PaLMCausalLM`.
 
 cont-PaLM and U-PaLM share PaLM's architecture (they differ in pretraining), so one class
-serves the three names. Batches: token_ids, segment_ids, positions (packed rows stay apart).
+serves the three names. Batches: token_ids, segment_ids, positions (packed rows stay apart),
+and with `model.attention: prefix` the prefix flags `prefix_mask` (a prefix LM, as UL2R).
 """
 
 from __future__ import annotations
@@ -48,12 +49,21 @@ class PalmFamily(ModelFamily):
 
         return isinstance(model, PaLMCausalLM)
 
-    def build(self, arch: dict, dropout: float = 0.0, dtype=None):
+    def build(self, arch: dict, dropout: float = 0.0, dtype=None, attention: str = "causal"):
         from flanctl.models.palm import PaLMBackbone, PaLMCausalLM
         from flanctl.models.palm.presets import backbone_kwargs
 
+        self.check_attention(attention)
         kwargs = backbone_kwargs(require_arch(arch, self.name, _ARCH_KEYS), dropout=dropout)
-        return PaLMCausalLM(backbone=PaLMBackbone(dtype=dtype, **kwargs), compile=False)
+        return PaLMCausalLM(backbone=PaLMBackbone(dtype=dtype, attention=attention, **kwargs), compile=False)
+
+    def with_attention(self, model, attention: str):
+        """The model with its backbone attending as `attention`, same weights (a causally
+        pretrained checkpoint continues as a prefix LM, as U-PaLM's UL2R)."""
+        from flanctl.models.palm import with_attention
+
+        self.check_attention(attention)
+        return with_attention(model, attention)
 
     def layout_rules(self) -> LayoutRules:
         return PALM_RULES

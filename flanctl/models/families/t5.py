@@ -41,9 +41,10 @@ class T5Family(ModelFamily):
 
         return isinstance(model, T5PackedSeq2SeqLM)
 
-    def build(self, arch: dict, dropout: float = 0.0, dtype=None):
+    def build(self, arch: dict, dropout: float = 0.0, dtype=None, attention: str = "causal"):
         from flanctl.models.t5 import build_t5
 
+        self.check_attention(attention)
         return build_t5(require_arch(arch, self.name, _ARCH_KEYS), dropout=dropout, dtype=dtype)
 
     def load(self, source, dropout: float = 0.0):

@@ -9,6 +9,10 @@ Scoring options that share a context (`score_grouped`, MMLU's four answers after
 few-shot prompt) runs the context once: a prefill call writes each context's K/V, the cache
 rows are gathered once per option, and one call over the (short, right-padded) options attends
 to them. Each continuation costs its own tokens instead of context + continuation tokens.
+
+A prefix-LM model (`backbone.attention == "prefix"`) is run as it was trained: the prompt (or
+scored context) is the prefix, so the prefill lets every prompt token see every other one;
+the generated (or scored) tokens after it stay causal.
 """
 
 from __future__ import annotations
@@ -33,8 +37,20 @@ def _cache_mask(key_valid, index, new_len: int):
     return ops.logical_and(ops.cast(key_valid, "bool")[:, None, :], slots <= query_slots)
 
 
+def _prefix_cache_mask(key_valid, index, new_len: int):
+    """Bool `[B, new_len, T]` of a prefix LM's prompt: every new token (all prompt tokens) sees
+    every valid slot before `index + new_len`, later prompt tokens included. For one new token
+    this is `_cache_mask`."""
+    total = ops.shape(key_valid)[1]
+    slots = ops.arange(total, dtype="int32")[None, None, :]
+    end = ops.cast(index, "int32") + new_len
+    visible = ops.logical_and(ops.cast(key_valid, "bool")[:, None, :], slots < end)
+    return ops.broadcast_to(visible, (ops.shape(key_valid)[0], new_len, total))
+
+
 class DecoderOnlyEngine(TokenEngine):
-    """Generation and scoring over a `PaLMCausalLM` (token ids in, token ids out)."""
+    """Generation and scoring over a `PaLMCausalLM` (token ids in, token ids out); a prefix-LM
+    model attends bidirectionally over the prompt, as in training."""
 
     def __init__(self, model, tokenizer=None, batch_size: int = 8, frame=frame_decoder_prompt,
                  length_multiple: int = 16, option_multiple: int = 8):
@@ -42,6 +58,9 @@ class DecoderOnlyEngine(TokenEngine):
         self.length_multiple = length_multiple
         self.option_multiple = option_multiple
         self.max_length = int(getattr(model.backbone, "max_sequence_length", 2560))
+        #: True for a prefix LM: prompts and scored contexts are its prefix.
+        self.prefix = getattr(model.backbone, "attention", "causal") == "prefix"
+        self._prompt_mask = _prefix_cache_mask if self.prefix else _cache_mask
         self._decode = CompiledModelFunction(model, self._decode_fn, static_argnums=(5,))
         self._score = CompiledModelFunction(model, self._score_fn)
         self._score_shared = CompiledModelFunction(model, self._score_shared_fn)
@@ -49,12 +68,15 @@ class DecoderOnlyEngine(TokenEngine):
     # -- compiled pieces ---------------------------------------------------------------
     def _decode_fn(self, token_ids, positions, key_valid, cache, index, temperature, seed):
         new_len = token_ids.shape[1]
-        mask = _cache_mask(key_valid, index, new_len)
+        mask = self._prompt_mask(key_valid, index, new_len)  # the prefill: the prompt; then one token a call
         logits, cache = self.model.call_with_cache(token_ids, positions, mask, cache, index)
         return select_next(logits[:, -1, :], temperature, seed), cache
 
-    def _score_fn(self, token_ids, segment_ids, positions, targets, weights):
-        logits = self.model({"token_ids": token_ids, "segment_ids": segment_ids, "positions": positions})
+    def _score_fn(self, token_ids, segment_ids, positions, targets, weights, prefix):
+        inputs = {"token_ids": token_ids, "segment_ids": segment_ids, "positions": positions}
+        if self.prefix:
+            inputs["prefix_mask"] = prefix
+        logits = self.model(inputs)
         logp = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
         picked = ops.take_along_axis(logp, ops.cast(targets, "int32")[:, :, None], axis=-1)[:, :, 0]
         return ops.sum(picked * weights, axis=-1)
@@ -66,7 +88,7 @@ class DecoderOnlyEngine(TokenEngine):
         # Prefill: contexts into a cache of P + Lopt slots (option slots invisible for now).
         key_valid = ops.concatenate([ops.cast(ctx_valid, "bool"), ops.zeros((e, l), dtype="bool")], axis=1)
         cache = self.model.empty_cache(e, p + l)
-        logits, cache = self.model.call_with_cache(ctx_ids, ctx_positions, _cache_mask(key_valid, 0, p), cache, 0)
+        logits, cache = self.model.call_with_cache(ctx_ids, ctx_positions, self._prompt_mask(key_valid, 0, p), cache, 0)
         last = ops.take(ops.log_softmax(ops.cast(logits[:, -1, :], "float32"), axis=-1), owner, axis=0)  # [R, V]
         first = ops.take_along_axis(last, ops.cast(opt_ids[:, :1], "int32"), axis=-1)[:, 0]
         # Options: each row reads its context's cache rows and its own earlier option slots.
@@ -138,7 +160,9 @@ class DecoderOnlyEngine(TokenEngine):
             w[i, end - n_cont : end] = 1.0
         segment_ids = valid.astype(np.int32)
         positions = np.broadcast_to(np.arange(length, dtype=np.int32), inputs.shape).copy()
-        out = self._score(inputs, segment_ids, positions, targets, w)
+        # The context is the prefix: every position before the first scored prediction, and it.
+        prefix = (np.cumsum(w, axis=1) - w == 0).astype(np.int32) * segment_ids
+        out = self._score(inputs, segment_ids, positions, targets, w, prefix)
         return [float(x) for x in np.asarray(ops.convert_to_numpy(out))]
 
     def score_grouped(self, groups: list[tuple[list[int], list[list[int]]]], start_id: int) -> list[list[float]]:

@@ -4,6 +4,8 @@ Example:
     >>> backbone = PaLMBackbone(vocabulary_size=259, num_layers=2, hidden_dim=64,
     ...                         num_heads=4, num_kv_heads=1, head_dim=16, ffn_dim=256)
     >>> hidden = backbone({"token_ids": ids, "segment_ids": seg, "positions": pos})  # [B, L, 64]
+    >>> prefix_lm = PaLMBackbone(..., attention="prefix")  # a non-causal decoder (UL2, U-PaLM)
+    >>> hidden = prefix_lm({"token_ids": ids, "segment_ids": seg, "positions": pos, "prefix_mask": pre})
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ from __future__ import annotations
 import keras
 from keras_hub.models import Backbone
 
-from flanctl.models.palm.layers import PaLMDecoderBlock, SegmentCausalMask, cpu_matmul
+from flanctl.models.palm.layers import PaLMDecoderBlock, SegmentCausalMask, SegmentPrefixMask, cpu_matmul
+
+#: Attention modes of a PaLM backbone: causal (PaLM) or prefix (a prefix LM: bidirectional on
+#: each example's inputs, causal on its targets; UL2, U-PaLM).
+ATTENTION_MODES = ("causal", "prefix")
 
 
 def palm_kernel_initializer():
@@ -47,6 +53,11 @@ class PaLMBackbone(Backbone):
     distinct ids and never attend to each other), `positions` (rotary positions, restarting
     at 0 in every packed example). Output: the final hidden states `[B, L, hidden_dim]`.
     No biases anywhere; one scale-only layer norm per block plus a final one.
+
+    `attention="prefix"` makes it a prefix LM: a fourth input `prefix_mask` (int32 `[B, L]`,
+    nonzero on the tokens of each example's inputs) lets every prefix token attend to all
+    prefix tokens of its own example (`segment_prefix_mask`); targets stay causal. The
+    default, `"causal"`, builds exactly PaLM's graph with the three inputs above.
     """
 
     def __init__(
@@ -61,9 +72,12 @@ class PaLMBackbone(Backbone):
         max_sequence_length=2560,
         dropout=0.0,
         layer_norm_epsilon=1e-6,
+        attention="causal",
         dtype=None,
         **kwargs,
     ):
+        if attention not in ATTENTION_MODES:
+            raise ValueError(f"attention {attention!r}: use one of {', '.join(ATTENTION_MODES)}")
         # === Layers ===
         # N(0, 1) input embeddings: layer norm is not applied to them (PaLM, section 2); the
         # causal LM scales the tied output logits by 1/sqrt(d) to compensate.
@@ -98,13 +112,19 @@ class PaLMBackbone(Backbone):
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         segment_ids = keras.Input(shape=(None,), dtype="int32", name="segment_ids")
         positions = keras.Input(shape=(None,), dtype="int32", name="positions")
-        mask = SegmentCausalMask(name="attention_mask")(segment_ids)
+        inputs = {"token_ids": token_ids, "segment_ids": segment_ids, "positions": positions}
+        causal = attention == "causal"
+        if causal:
+            mask = SegmentCausalMask(name="attention_mask")(segment_ids)
+        else:
+            inputs["prefix_mask"] = keras.Input(shape=(None,), dtype="int32", name="prefix_mask")
+            mask = SegmentPrefixMask(name="attention_mask")(segment_ids, inputs["prefix_mask"])
         x = self.embeddings_dropout(self.token_embedding(token_ids))
         for block in self.transformer_layers:
-            x = block(x, positions, mask)
+            x = block(x, positions, mask) if causal else block(x, positions, mask, causal=False)
         x = self.layer_norm(x)
         super().__init__(
-            inputs={"token_ids": token_ids, "segment_ids": segment_ids, "positions": positions},
+            inputs=inputs,
             outputs=x,
             dtype=dtype,
             **kwargs,
@@ -121,6 +141,7 @@ class PaLMBackbone(Backbone):
         self.max_sequence_length = max_sequence_length
         self.dropout = dropout
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.attention = attention
 
     def get_config(self):
         config = super().get_config()
@@ -135,5 +156,6 @@ class PaLMBackbone(Backbone):
             max_sequence_length=self.max_sequence_length,
             dropout=self.dropout,
             layer_norm_epsilon=self.layer_norm_epsilon,
+            attention=self.attention,
         )
         return config

@@ -5,6 +5,7 @@ Example:
     >>> logits = lm({"token_ids": ids, "segment_ids": seg, "positions": pos})  # [B, L, vocab]
     >>> lm.save_to_preset("out/preset")   # config.json, task.json, model.weights.h5
     >>> keras_hub.models.CausalLM.from_preset("out/preset")   # after `import flanctl.models`
+    >>> prefix_lm = with_attention(lm, "prefix")   # same weights, a prefix-LM graph
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class PaLMCausalLM(CausalLM):
     1/sqrt(hidden_dim) because the embedding is initialised N(0, 1) (PaLM, section 2).
     Generation lives in `flanctl.models.generation.decoder_only.DecoderOnlyEngine`, which drives
     `call_with_cache`; no keras-hub preprocessor is attached (flanctl tokenizes itself).
+    Its inputs are the backbone's: with `attention="prefix"` also `prefix_mask`.
     """
 
     backbone_cls = PaLMBackbone
@@ -63,3 +65,18 @@ class PaLMCausalLM(CausalLM):
         bb = self.backbone
         shape = (batch_size, bb.num_layers, 2, length, bb.num_kv_heads, bb.head_dim)
         return ops.zeros(shape, dtype=self.compute_dtype)
+
+
+def with_attention(model: PaLMCausalLM, attention: str) -> PaLMCausalLM:
+    """`model` itself when its backbone attends as `attention` ("causal" | "prefix"), else a
+    new `PaLMCausalLM` whose backbone has the same config and weights (the mask has no
+    weights) and attends as `attention`: how a causally pretrained checkpoint continues as a
+    prefix LM (U-PaLM's UL2R) or a prefix LM is finetuned causally."""
+    backbone = model.backbone
+    if getattr(backbone, "attention", "causal") == attention:
+        return model
+    config = {**backbone.get_config(), "attention": attention}
+    new = PaLMCausalLM(backbone=PaLMBackbone.from_config(config), compile=False)
+    for target, source in zip(new.weights, model.weights, strict=True):
+        target.assign(source.value)
+    return new

@@ -5,7 +5,8 @@ PaLM (Chowdhery et al. 2022, section 2): SwiGLU feed-forward, a *parallel* block
 rotary position embeddings, no biases anywhere, input and output embeddings shared.
 
 Every layer takes an explicit boolean attention mask `[B, Lq, Lk]` so the same code serves
-packed training batches (segment-aware causal mask) and cached decoding (mask over the cache).
+packed training batches (segment-aware causal mask, or the prefix-LM mask) and cached decoding
+(mask over the cache).
 """
 
 from __future__ import annotations
@@ -190,13 +191,43 @@ class SegmentCausalMask(keras.layers.Layer):
         return keras.KerasTensor((b, length, length), dtype="bool")
 
 
+def segment_prefix_mask(segment_ids, prefix_mask):
+    """Boolean `[B, L, L]` of a prefix LM (a non-causal decoder, as UL2 and U-PaLM define it).
+
+    The segment-causal mask, plus: a query in its example's prefix (`prefix_mask` nonzero: the
+    example's inputs) also sees every other prefix token of the same example, later ones
+    included. Target tokens stay causal; examples never see each other; padding (segment 0)
+    is never a key.
+    """
+    prefix = ops.not_equal(prefix_mask, 0)
+    same = ops.equal(segment_ids[:, :, None], segment_ids[:, None, :])
+    real_key = ops.not_equal(segment_ids, 0)[:, None, :]
+    both_prefix = ops.logical_and(prefix[:, :, None], prefix[:, None, :])
+    bidirectional = ops.logical_and(ops.logical_and(both_prefix, same), real_key)
+    return ops.logical_or(segment_causal_mask(segment_ids), bidirectional)
+
+
+@keras.saving.register_keras_serializable(package="flanctl")
+class SegmentPrefixMask(keras.layers.Layer):
+    """Layer form of `segment_prefix_mask`: `(segment_ids, prefix_mask)` -> `[B, L, L]` bool."""
+
+    def call(self, segment_ids, prefix_mask):
+        return segment_prefix_mask(segment_ids, prefix_mask)
+
+    def compute_output_spec(self, segment_ids, prefix_mask):
+        b, length = segment_ids.shape
+        return keras.KerasTensor((b, length, length), dtype="bool")
+
+
 @keras.saving.register_keras_serializable(package="flanctl")
 class PaLMAttention(keras.layers.Layer):
     """Multi-query (num_kv_heads=1) or grouped-query attention with rotary positions, no biases.
 
-    Call: `attn(x, positions, mask, cache=None, cache_index=None)`. Without a cache it returns
-    the output `[B, L, d]`; with a cache `[B, 2, T, K, h]` (keys, values for T slots) it writes
-    this call's keys/values at `cache_index` and returns `(output, new_cache)`.
+    Call: `attn(x, positions, mask, cache=None, cache_index=None, causal=True)`. Without a cache
+    it returns the output `[B, L, d]`; with a cache `[B, 2, T, K, h]` (keys, values for T slots)
+    it writes this call's keys/values at `cache_index` and returns `(output, new_cache)`.
+    `causal=False` says that `mask` lets some queries see later keys (a prefix LM), so the
+    fused kernel must not skip the blocks above the diagonal.
     """
 
     def __init__(self, num_heads, num_kv_heads, head_dim, dropout=0.0, kernel_initializer="glorot_uniform", **kwargs):
@@ -223,7 +254,7 @@ class PaLMAttention(keras.layers.Layer):
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
         self.built = True
 
-    def call(self, x, positions, mask, cache=None, cache_index=None, training=None):
+    def call(self, x, positions, mask, cache=None, cache_index=None, training=None, causal=True):
         q = rotary_embedding(self.query_dense(x), positions)
         k = rotary_embedding(self.key_dense(x), positions)
         v = self.value_dense(x)
@@ -237,12 +268,13 @@ class PaLMAttention(keras.layers.Layer):
             cache = ops.stack([k_cache, v_cache], axis=1)
         b, lq = ops.shape(q)[0], ops.shape(q)[1]
         if cache is None and _use_fused(training, self.dropout):
-            # The boolean mask (causal, same segment, real key) becomes an additive bias shared
-            # by all heads; `is_causal` lets a fused kernel skip the blocks above the diagonal.
+            # The boolean mask (causal or prefix-LM, same segment, real key) becomes an additive
+            # bias shared by all heads; `is_causal` lets a fused kernel skip the blocks above the
+            # diagonal, which a prefix-LM mask needs (`causal=False`).
             bias = ops.where(mask[:, None, :, :], 0.0, _MASK_VALUE)
             out = ops.dot_product_attention(
                 q, k, ops.cast(v, q.dtype), bias=ops.cast(bias, q.dtype),
-                scale=1.0 / float(self.head_dim) ** 0.5, is_causal=True,
+                scale=1.0 / float(self.head_dim) ** 0.5, is_causal=bool(causal),
             )
             return self.output_dense(ops.cast(out, x.dtype))
         groups = self.num_heads // self.num_kv_heads
@@ -332,9 +364,9 @@ class PaLMDecoderBlock(keras.layers.Layer):
         self.mlp.build(input_shape)
         self.built = True
 
-    def call(self, x, positions, mask, cache=None, cache_index=None, training=None):
+    def call(self, x, positions, mask, cache=None, cache_index=None, training=None, causal=True):
         h = self.layer_norm(x)
-        attn = self.attention(h, positions, mask, cache=cache, cache_index=cache_index, training=training)
+        attn = self.attention(h, positions, mask, cache=cache, cache_index=cache_index, training=training, causal=causal)
         if cache is not None:
             attn, cache = attn
         y = x + self.attention_dropout(attn, training=training) + self.mlp_dropout(self.mlp(h), training=training)
