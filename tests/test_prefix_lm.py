@@ -236,3 +236,7 @@ def test_ul2_trains_a_prefix_lm_palm_through_apply(tmp_path):
 
     out = DecoderOnlyEngine(model, TOK).generate(["[S2S] The cat"], 4, stop=[])
     assert len(out) == 1 and isinstance(out[0][0], str)
+    # Finetuning that export causally is allowed, and the plan says the mode changes.
+    again = _spec_text(attention="causal").replace("  architecture:", f"  checkpoint: {run / 'export'}\n  architecture:")
+    notes = make_plan(_load(tmp_path, again), runs_root=tmp_path / "runs").notes
+    assert any("checkpoint attends as prefix" in n for n in notes)

@@ -144,6 +144,9 @@ def _from_flanctl_export(model: Any, base_dir: Path, notes: list[str]) -> Any:
         k = next(iter(clash))
         raise SpecError(f"model.architecture.{k}: {clash[k]} contradicts the checkpoint's {export.architecture[k]} "
                         f"({export.folder}/config.json); remove it")
+    if export.attention != model.attention:
+        notes.append(f"model.attention {model.attention}: the checkpoint attends as {export.attention} "
+                     f"({export.folder}/config.json); it is trained and evaluated as {model.attention}, same weights")
     update: dict[str, Any] = {}
     if model.size is None:
         update["architecture"] = model.architecture.model_copy(update={**export.architecture, **given})

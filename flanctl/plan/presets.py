@@ -281,12 +281,14 @@ def hf_cache_folder(handle: str) -> Path | None:
 @dataclass(frozen=True)
 class FlanctlExport:
     """A preset folder written by `flanctl export` / apply's export: the family that wrote it,
-    the backbone's architecture numbers from config.json, and its SentencePiece file, if any."""
+    the backbone's architecture numbers from config.json, its SentencePiece file, if any, and
+    its attention mode (config.json's `attention`; exports without one are causal)."""
 
     folder: Path
     family: str
     architecture: dict[str, int]
     tokenizer_file: Path | None
+    attention: str = "causal"
 
 
 def read_flanctl_export(handle: str | None, base_dir: str | Path) -> FlanctlExport | None:
@@ -308,7 +310,8 @@ def read_flanctl_export(handle: str | None, base_dir: str | Path) -> FlanctlExpo
             if renames.get(k, k) in Architecture.model_fields and isinstance(v, int)}
     tok = marker.get("tokenizer") if isinstance(marker.get("tokenizer"), dict) else {}
     spm = folder / tok["file"] if tok.get("kind") == "sentencepiece" and isinstance(tok.get("file"), str) else None
-    return FlanctlExport(folder, marker["family"], arch, spm if spm is not None and spm.is_file() else None)
+    attention = numbers.get("attention") if isinstance(numbers.get("attention"), str) else "causal"
+    return FlanctlExport(folder, marker["family"], arch, spm if spm is not None and spm.is_file() else None, attention)
 
 
 def spec_tokenizer(model: Any, base_dir: str | Path) -> Any:
