@@ -34,6 +34,8 @@ def test_sentencepiece_is_trained_from_mixture_text_when_missing(tmp_path):
     # Newlines and repeated spaces survive: templates and eval stop sequences rely on "\n".
     layout = "Is 12 even?\n\nOPTIONS:\n- even\n-  odd\n"
     assert tok.decode(tok.encode(layout)) == layout
+    # Ids above the pieces (sentinels of a grown vocabulary, as a U-PaLM model may generate) are dropped.
+    assert tok.decode(ids[:2] + [tok.vocab_size, tok.vocab_size + 39] + ids[2:]) == "Is 4097 even or odd?"
     again = get_tokenizer(spec, tmp_path)  # reused, not retrained: same fingerprint
     assert again.fingerprint == tok.fingerprint and again.encode("spell") == tok.encode("spell")
 

@@ -94,3 +94,26 @@ def max_text_length(d: Denoiser, inputs_room: int, targets_room: int | None) -> 
 def max_sentinels(objective: str, text_length: int) -> int:
     """Most sentinel ids one example of `text_length` tokens can use."""
     return max((noise_counts(text_length, d.density, d.mean_span)[1] for d in DENOISERS.get(objective, ()) if not d.prefix_lm), default=0)
+
+
+def sentinels_needed(objective: str, encoder_decoder: bool, inputs_length: int, targets_length: int) -> int:
+    """Most sentinel ids one example can use under `objective` with these row lengths (0 for an
+    objective without spans): the room a model's vocabulary needs above the tokenizer's ids."""
+    denoisers = DENOISERS.get(objective, ())
+    if not denoisers:
+        return 0
+    if encoder_decoder:
+        n = min(max_text_length(d, inputs_length - 1, targets_length - 1) for d in denoisers)
+    else:
+        n = min(max_text_length(d, inputs_length + targets_length - 1, None) for d in denoisers)
+    return max_sentinels(objective, n)
+
+
+def sentinel_room_error(objective: str, need: int, vocab: int, tokenizer_vocab: int) -> str | None:
+    """The one-line refusal when `need` sentinels from the top of `vocab` would reach the
+    tokenizer's ids, else None."""
+    if not need or vocab - need >= tokenizer_vocab:
+        return None
+    return (f"train.objective {objective} takes up to {need} sentinel ids from the top of the model's vocabulary "
+            f"({vocab}), which the tokenizer's {tokenizer_vocab} ids would overlap; set model.architecture.vocab_size to "
+            f"at least {tokenizer_vocab + need} (a palm checkpoint's vocabulary grows on load)")

@@ -28,6 +28,7 @@ from flanctl.catalog.objectives import (
     max_sentinels,
     max_text_length,
     noise_counts,
+    sentinel_room_error,
 )
 from flanctl.errors import FlanctlError
 
@@ -69,12 +70,9 @@ def objective_layout(objective: str, tokenizer, mix, encoder_decoder: bool, mode
     if n < 2:
         raise FlanctlError(f"train.objective {objective}: mixture.inputs_length/targets_length leave no room for text; make them longer")
     vocab = model_vocab or tokenizer.vocab_size
-    need = max_sentinels(objective, n)
-    if need and vocab - need < tokenizer.vocab_size:
-        raise FlanctlError(
-            f"train.objective {objective} takes up to {need} sentinel ids from the top of the model's vocabulary "
-            f"({vocab}), but the tokenizer uses ids up to {tokenizer.vocab_size - 1}; set model.architecture.vocab_size "
-            f"to at least {tokenizer.vocab_size + need}")
+    error = sentinel_room_error(objective, max_sentinels(objective, n), vocab, tokenizer.vocab_size)
+    if error:
+        raise FlanctlError(error)
     return ObjectiveLayout(objective, int(n), int(vocab), modes)
 
 

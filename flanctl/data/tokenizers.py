@@ -106,7 +106,9 @@ class SentencePieceTokenizer:
         return len(self._sp.encode(text))
 
     def decode(self, ids: Iterable[int]) -> str:
-        return self._sp.decode([int(i) for i in ids])
+        """Text of `ids`; ids above the pieces (span sentinels of a grown vocabulary, which a
+        model may generate) are dropped, as the byte tokenizer drops ids that are not bytes."""
+        return self._sp.decode([int(i) for i in ids if 0 <= int(i) < self.vocab_size])
 
 
 class PresetTokenizer:

@@ -111,7 +111,7 @@ def initial_predictor(plan: Plan):
     attention = plan.spec.model.attention
     if plan.model.weights:
         model, tokenizer = family.load(plan.model.weights)
-        model = family.with_attention(model, attention)
+        model = family.as_planned(model, attention, (plan.model.architecture or {}).get("vocab_size"), plan.spec.train.seed)
     else:
         keras.utils.set_random_seed(plan.spec.train.seed)
         model = family.build(plan.model.architecture, dropout=0.0, attention=attention)

@@ -66,6 +66,8 @@ def export_preset(model, directory, family: str, tokenizer=None) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(spm_path, dest)
         meta["tokenizer"] = {"kind": "sentencepiece", "file": "assets/tokenizer/spm.model"}
+        if getattr(tokenizer, "vocab_size", None):  # below the model's when its vocabulary grew (sentinels)
+            meta["tokenizer"]["vocab_size"] = int(tokenizer.vocab_size)
     elif (tokenizer is None and vocab == 259) or getattr(tokenizer, "fingerprint", "") == "byte-v1":
         meta["tokenizer"] = {"kind": "byte"}
     (directory / MARKER).write_text(json.dumps(meta, indent=2) + "\n")

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from flanctl import __version__
-from flanctl.catalog.models import BYTE_VOCAB_SIZE, NOMINAL_PARAMS, family_facts, param_count, resolve_architecture
+from flanctl.catalog.models import BYTE_VOCAB_SIZE, DECODER_FAMILIES, NOMINAL_PARAMS, family_facts, param_count, resolve_architecture
+from flanctl.catalog.objectives import sentinel_room_error, sentinels_needed
 from flanctl.errors import FlanctlError, SpecError
 from flanctl.plan.compute import compute_section
 from flanctl.plan.diff import run_diff
@@ -135,15 +136,26 @@ def _from_flanctl_export(model: Any, base_dir: Path, notes: list[str]) -> Any:
     export = read_flanctl_export(model.checkpoint, base_dir) if model.checkpoint else None
     if export is None or not family_facts(model.family).has_formula:
         return model
-    if export.family != model.family:
+    if export.family != model.family and {export.family, model.family} <= set(DECODER_FAMILIES):
+        # One architecture, three pretraining histories: continuing a palm base is how cont-PaLM and U-PaLM are made.
+        notes.append(f"model: the checkpoint is a {export.family} model ({export.folder}/flanctl.json), continued as {model.family}")
+    elif export.family != model.family:
         raise SpecError(f"model.checkpoint: {export.folder} holds a {export.family} model (flanctl.json); "
                         f"set model.family: {export.family}")
     given = {k: v for k, v in model.architecture.model_dump().items() if v is not None}
     clash = {k: v for k, v in given.items() if export.architecture.get(k) not in (None, v)}
+    own_vocab = export.architecture.get("vocab_size")
+    if "vocab_size" in clash and not family_facts(model.family).encoder_decoder and clash["vocab_size"] > own_vocab:
+        # A palm checkpoint's tied embedding grows on load (ModelFamily.with_vocabulary).
+        del clash["vocab_size"]
+        notes.append(f"model.architecture.vocab_size {given['vocab_size']}: the checkpoint's embedding grows from "
+                     f"{own_vocab} to {given['vocab_size']} rows on load ({given['vocab_size'] - own_vocab} new ids, "
+                     "drawn like its other rows; the old ids keep their weights)")
     if clash:
         k = next(iter(clash))
+        grow = " (a vocabulary can grow on load only in the palm families, never shrink)" if k == "vocab_size" else ""
         raise SpecError(f"model.architecture.{k}: {clash[k]} contradicts the checkpoint's {export.architecture[k]} "
-                        f"({export.folder}/config.json); remove it")
+                        f"({export.folder}/config.json){grow}; remove it")
     if export.attention != model.attention:
         notes.append(f"model.attention {model.attention}: the checkpoint attends as {export.attention} "
                      f"({export.folder}/config.json); it is trained and evaluated as {model.attention}, same weights")
@@ -228,6 +240,19 @@ def resolve_model(spec: Any, base_dir: Path, notes: list[str]) -> ResolvedModel:
     )
 
 
+def _check_sentinel_room(spec: Any, model: ResolvedModel) -> None:
+    """span_corruption / ul2 against the resolved vocabulary (a checkpoint's, possibly grown):
+    the spec check cannot see a checkpoint's numbers, and apply would refuse the same rows."""
+    tok = {"byte": BYTE_VOCAB_SIZE, "sentencepiece": model.tokenizer.vocab_size}.get(model.tokenizer.kind)
+    vocab = (model.architecture or {}).get("vocab_size")
+    if tok is None or not vocab:
+        return
+    need = sentinels_needed(spec.train.objective, model.encoder_decoder, spec.mixture.inputs_length, spec.mixture.targets_length)
+    error = sentinel_room_error(spec.train.objective, need, int(vocab), int(tok))
+    if error:
+        raise SpecError(error)
+
+
 def make_plan(
     loaded: Any,
     runs_root: str | Path | None = None,
@@ -250,6 +275,7 @@ def make_plan(
         overrides = list(getattr(loaded, "overrides", []) or [])
 
     resolved = resolve_model(spec, base_dir, notes)
+    _check_sentinel_room(spec, resolved)
     runs_root = Path(runs_root) if runs_root is not None else Path.cwd() / "runs"
     run = RunDir(runs_root.resolve() / run_name(loaded))
     spec_dict = spec.model_dump(mode="json")

@@ -289,6 +289,9 @@ class FlanctlExport:
     architecture: dict[str, int]
     tokenizer_file: Path | None
     attention: str = "causal"
+    #: Pieces of its SentencePiece model (flanctl.json's tokenizer.vocab_size; exports written
+    #: before it was recorded had no grown vocabulary, so the model's vocab_size stands in).
+    tokenizer_vocab: int | None = None
 
 
 def read_flanctl_export(handle: str | None, base_dir: str | Path) -> FlanctlExport | None:
@@ -311,7 +314,8 @@ def read_flanctl_export(handle: str | None, base_dir: str | Path) -> FlanctlExpo
     tok = marker.get("tokenizer") if isinstance(marker.get("tokenizer"), dict) else {}
     spm = folder / tok["file"] if tok.get("kind") == "sentencepiece" and isinstance(tok.get("file"), str) else None
     attention = numbers.get("attention") if isinstance(numbers.get("attention"), str) else "causal"
-    return FlanctlExport(folder, marker["family"], arch, spm if spm is not None and spm.is_file() else None, attention)
+    pieces = tok.get("vocab_size") if isinstance(tok.get("vocab_size"), int) else arch.get("vocab_size")
+    return FlanctlExport(folder, marker["family"], arch, spm if spm is not None and spm.is_file() else None, attention, pieces)
 
 
 def spec_tokenizer(model: Any, base_dir: str | Path) -> Any:
@@ -325,4 +329,4 @@ def spec_tokenizer(model: Any, base_dir: str | Path) -> Any:
         return model.tokenizer
     return model.tokenizer.model_copy(update={
         "kind": "sentencepiece", "path": str(export.tokenizer_file),
-        "vocab_size": export.architecture.get("vocab_size", model.tokenizer.vocab_size)})
+        "vocab_size": export.tokenizer_vocab or model.tokenizer.vocab_size})

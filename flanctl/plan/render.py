@@ -84,9 +84,10 @@ def render_plan(plan: Plan, console: Console) -> None:
     table = Table(title="Mixture" + (f" (proportions {mix['proportions_named']})" if mix["proportions_named"] else ""), title_justify="left")
     for col in ("collection", "share", "cap", "tasks", "datasets", "categories", "templates"):
         table.add_column(col)
+    raw_text = (plan.get("spec", {}).get("train") or {}).get("objective", "instruction") != "instruction"
     for coll in mix["collections"]:
         t = coll["templates"]
-        templates = (
+        templates = "raw text" if raw_text else (
             f"zero-shot {t['zero_shot_opts'] + t['zero_shot_noopts']:.2f} / few-shot {t['few_shot_opts'] + t['few_shot_noopts']:.2f}"
             f" / cot {t['cot']:.2f}"
         )

@@ -297,7 +297,8 @@ def _attention_note(spec: Spec) -> str:
 
 
 def _check_sentinel_room(spec: Spec, objective: str, enc_dec: bool, r: _Reporter) -> None:
-    """Sentinels are the top ids of the model's vocabulary: they must not reach the tokenizer's ids."""
+    """Sentinels are the top ids of the model's vocabulary: they must not reach the tokenizer's ids.
+    Where a checkpoint gives the architecture, the plan checks the same against it."""
     m, mix = spec.model, spec.mixture
     tok = {"byte": 259, "sentencepiece": m.tokenizer.vocab_size}.get(m.tokenizer.kind)
     try:
@@ -306,17 +307,10 @@ def _check_sentinel_room(spec: Spec, objective: str, enc_dec: bool, r: _Reporter
         return
     if tok is None or not vocab:
         return
-    denoisers = catalog_objectives.DENOISERS[objective]
-    if enc_dec:
-        n = min(catalog_objectives.max_text_length(d, mix.inputs_length - 1, mix.targets_length - 1) for d in denoisers)
-    else:
-        n = min(catalog_objectives.max_text_length(d, mix.inputs_length + mix.targets_length - 1, None) for d in denoisers)
-    need = catalog_objectives.max_sentinels(objective, n)
-    if vocab - need < tok:
-        r.error(f"train.objective {objective} takes up to {need} sentinel ids from the top of the model's vocabulary "
-                f"({vocab}), which the tokenizer's {tok} ids would overlap; set model.architecture.vocab_size to at least "
-                f"{tok + need}", ("model", "architecture", "vocab_size"), ("model", "tokenizer", "vocab_size"),
-                ("train", "objective"))
+    need = catalog_objectives.sentinels_needed(objective, enc_dec, mix.inputs_length, mix.targets_length)
+    error = catalog_objectives.sentinel_room_error(objective, need, vocab, tok)
+    if error:
+        r.error(error, ("model", "architecture", "vocab_size"), ("model", "tokenizer", "vocab_size"), ("train", "objective"))
 
 
 def _check_eval(spec: Spec, r: _Reporter) -> None:

@@ -90,7 +90,8 @@ def _default_model(plan: Plan) -> keras.Model:
     if plan.model.weights:
         model, _tokenizer = family.load(plan.model.weights, dropout=plan.spec.train.dropout)
         _check_spec_tokenizer(plan)
-        return _with_lora(plan, family.trainable(family.with_attention(model, attention)))
+        model = family.as_planned(model, attention, (plan.model.architecture or {}).get("vocab_size"), plan.spec.train.seed)
+        return _with_lora(plan, family.trainable(model))
     return _with_lora(plan, family.build(plan.model.architecture, dropout=plan.spec.train.dropout, attention=attention))
 
 

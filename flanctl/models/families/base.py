@@ -91,6 +91,21 @@ class ModelFamily(ABC):
         self.check_attention(attention)
         return model
 
+    def with_vocabulary(self, model, vocab_size: int | None, seed: int = 0):
+        """`model` with `vocab_size` ids (the plan's `model.architecture.vocab_size`; None keeps
+        its own). Only the palm families grow a loaded checkpoint's vocabulary; the plan
+        refuses a different size for the others, and this is the same refusal at run time."""
+        own = getattr(getattr(model, "backbone", None), "vocabulary_size", None)
+        if vocab_size is not None and own is not None and int(own) != int(vocab_size):
+            raise FlanctlError(f"model.architecture.vocab_size {vocab_size}: the checkpoint has {own} ids, and growing a "
+                               f"vocabulary on load is built for the palm families; remove vocab_size")
+        return model
+
+    def as_planned(self, model, attention: str, vocab_size: int | None = None, seed: int = 0):
+        """A loaded checkpoint as the plan runs it: attending as `model.attention`, with the
+        plan's vocabulary size (`with_attention`, `with_vocabulary`)."""
+        return self.with_vocabulary(self.with_attention(model, attention), vocab_size, seed)
+
     def abstract_param_count(self, arch: dict) -> int:
         """Parameters of `build(arch)`, counted from variable shapes without allocating them."""
         from flanctl.models.variables import abstract_param_count

@@ -65,6 +65,15 @@ class PalmFamily(ModelFamily):
         self.check_attention(attention)
         return with_attention(model, attention)
 
+    def with_vocabulary(self, model, vocab_size: int | None, seed: int = 0):
+        """The model with `vocab_size` ids: a checkpoint's tied embedding grows by new rows
+        (`flanctl.models.palm.with_vocabulary`), e.g. for UL2's sentinels above the tokenizer."""
+        if vocab_size is None:
+            return model
+        from flanctl.models.palm import with_vocabulary
+
+        return with_vocabulary(model, int(vocab_size), seed)
+
     def layout_rules(self) -> LayoutRules:
         return PALM_RULES
 
