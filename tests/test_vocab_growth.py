@@ -139,6 +139,11 @@ def test_plan_notes_growth_and_refuses_shrinking(tmp_path, byte_base):
     assert any("a palm model" in n and "continued as u-palm" in n for n in plan.notes)
     small = _plan(tmp_path, _spec(f"  family: palm\n  architecture: {ARCH}\n  tokenizer: {{kind: byte}}\n", "causal_lm", 1, "s"), "s")
     assert plan.model.params - small.model.params == 40 * 32  # 40 new rows of width 32
+    # The data room without a plan (data preview / stats) sees the grown vocabulary too.
+    from flanctl.data.stream import objective_layout_for
+    from flanctl.data.tokenizers import ByteTokenizer
+
+    assert objective_layout_for(plan.spec, ByteTokenizer(), tmp_path).sentinel_top == 299
     with pytest.raises(SpecError, match="never shrink"):
         _plan(tmp_path, _spec(_upalm(byte_base, 200), "causal_lm", 4, "u"), "u")
 

@@ -322,8 +322,17 @@ def build_example_dataset(tokenized, rates, seed: int, process_index: int, proce
     return mixed[process_index::process_count]
 
 
-def model_vocab(spec, model=None) -> int | None:
-    """The model's vocabulary size (span sentinels come from its top): the plan's, else the catalog's."""
+def model_vocab(spec, model=None, base_dir=None) -> int | None:
+    """The model's vocabulary size (span sentinels come from its top): the plan's resolved
+    model's (given, or resolved here by the plan room when the data room runs without a plan:
+    a checkpoint's own, grown by `model.architecture.vocab_size`), else the catalog's."""
+    if model is None and base_dir is not None:
+        from flanctl.plan.make import resolve_model
+
+        try:
+            model = resolve_model(spec, Path(base_dir), [])
+        except FlanctlError:
+            model = None
     arch = getattr(model, "architecture", None) if model is not None else None
     if arch and arch.get("vocab_size"):
         return int(arch["vocab_size"])
@@ -343,7 +352,7 @@ def objective_layout_for(spec, tokenizer, base_dir=None, model=None):
     from flanctl.data.objectives import objective_layout
 
     enc_dec, _ = row_layout(spec, base_dir, model)
-    return objective_layout(objective, tokenizer, spec.mixture, enc_dec, model_vocab(spec, model))
+    return objective_layout(objective, tokenizer, spec.mixture, enc_dec, model_vocab(spec, model, base_dir))
 
 
 def build_stream_from_tokenized(tokenized, rates, spec, tokenizer, process_index=0, process_count=1, fingerprint="", base_dir=None, model=None) -> TrainStream:
