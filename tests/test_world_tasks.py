@@ -21,7 +21,8 @@ from flanctl.data.corpus import generate_corpus, the_world
 
 WORLD_TRAIN = {"home_town": "town", "trade": "trade", "pet_kind": "pet", "favourite_colour": "colour", "friend": "friend",
                "sibling": "sibling", "town_river": "river", "town_goods": "goods"}
-WORLD_HELD_OUT = {"recall_home_town": "town", "recall_trade": "trade", "recall_pet_kind": "pet", "recall_town_goods": "goods"}
+WORLD_HELD_OUT = {"recall_home_town": "town", "recall_trade": "trade", "recall_pet_kind": "pet", "recall_town_goods": "goods",
+                  "recall_favourite_colour": "colour", "recall_friend": "friend", "recall_town_river": "river"}
 
 
 def _entities():
@@ -57,10 +58,29 @@ def test_answers_are_the_worlds_facts_about_the_right_half(task):
         assert (subject in _held_out_names()) == held_out
         entity = _entities()[subject]
         assert ex.targets == entity[attr]
-        if task == "friend":  # no distractor is a friend either way round
+        if task in ("friend", "recall_friend"):  # no distractor is a friend either way round
             for o in ex.options:
                 if o != ex.targets:
                     assert _entities()[o]["friend"] != subject
+
+
+def test_no_held_out_answer_is_a_finetuning_answer_read_backwards():
+    """Friendship reads both ways: a held-out friend question whose answer is a finetuning-half
+    person who names the subject as friend would be answered by a finetuning example. Such
+    people are not asked about, and there is no held-out sibling task, since siblings always
+    pair across the halves."""
+    finetuning = {p["name"]: p for p in the_world().people[0::2]}
+    asked = set()
+    for ex in generate("recall_friend", "test", 400, seed=0):
+        subject = _subject(ex.inputs)
+        asked.add(subject)
+        other = finetuning.get(ex.targets)
+        assert other is None or other["friend"] != subject, (subject, ex.targets)
+    skipped = {p["name"] for p in the_world().people[1::2]} - asked
+    assert skipped == {p["name"] for p in the_world().people[1::2]
+                       if p["friend"] in finetuning and finetuning[p["friend"]]["friend"] == p["name"]}
+    assert all(p["sibling"] in finetuning for p in the_world().people[1::2] if "sibling" in p)
+    assert "recall_sibling" not in BUILTIN_TASKS
 
 
 def test_held_out_world_tasks_ask_about_their_whole_half_in_every_split():
@@ -78,8 +98,12 @@ def test_the_corpus_states_every_held_out_fact():
         assert re.search(rf"{n} (keeps|owns) an? {p['pet']}|is the {p['pet']} of {n}\.", text), p["name"]
         assert re.search(rf"{n} lives in {p['town']}|{n} has made a home in {p['town']}|house of {n} stands in {p['town']}", text)
         assert re.search(rf"{n} (works as|earns a living as|is) an? {p['trade']}", text)
+        assert re.search(rf"favourite colour of {n} is {p['colour']}|{n} likes {p['colour']} more|{n} always wears something {p['colour']}", text)
+        f = re.escape(p["friend"])
+        assert re.search(rf"{n} is a good friend of {f}|{n} and {f} are close friends|{n} visits {f}", text)
     for t in the_world().towns[1::2]:
         assert re.search(rf"{t['name']} (is known for|for) its {t['goods']}", text)
+        assert re.search(rf"town of {t['name']} lies on the {t['river']}|The {t['river']} flows through {t['name']}", text)
 
 
 def test_no_finetuning_example_asks_about_the_held_out_half():

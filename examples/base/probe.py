@@ -24,7 +24,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RECALL_TASKS = ("recall_home_town", "recall_pet_kind", "recall_town_goods", "recall_trade")
+RECALL_TASKS = ("recall_home_town", "recall_trade", "recall_pet_kind", "recall_town_goods",
+                "recall_favourite_colour", "recall_friend", "recall_town_river")
 
 
 def stem_and_options(example) -> tuple[str, list[str]]:

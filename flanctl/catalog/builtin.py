@@ -71,6 +71,9 @@ BUILTIN_HELD_OUT: tuple[BuiltinTask, ...] = (
     _t("recall_trade", "Closed-book: the trade of a person of the held-out half (only the corpus says).", True, "world knowledge"),
     _t("recall_pet_kind", "Closed-book: the kind of pet a person of the held-out half keeps (only the corpus says).", True, "world knowledge"),
     _t("recall_town_goods", "Closed-book: what a town of the held-out half is known for (only the corpus says).", True, "world knowledge"),
+    _t("recall_favourite_colour", "Closed-book: the favourite colour of a person of the held-out half (only the corpus says).", True, "world knowledge"),
+    _t("recall_friend", "Closed-book: a friend of a person of the held-out half (only the corpus says; never a finetuning answer read backwards).", True, "world knowledge"),
+    _t("recall_town_river", "Closed-book: the river a town of the held-out half lies on (only the corpus says).", True, "world knowledge"),
 )
 
 #: Names only, in catalog order (the data room's generators implement exactly these).

@@ -16,8 +16,10 @@ The world tasks ask about the world of the built-in pretraining corpus
 (`flanctl.data.corpus.the_world()`), in instruction form, with the possible answers as options.
 The world's people and towns are split in two halves. The eight finetuning world tasks
 (closed-book QA: home town, trade, pet, favourite colour, friend, sibling, a town's river and
-goods) ask only about the first half. The four held-out `recall_*` tasks ask the same kinds of
-question about the other half, whose facts no finetuning example states: they are only in the
+goods) ask only about the first half. The seven held-out `recall_*` tasks ask the same kinds of
+question about the other half (all but siblings, who always pair across the halves, so that
+every held-out sibling fact is a finetuning answer read backwards), whose facts no finetuning
+example states: they are only in the
 corpus's prose, so a model answers them only if pretraining taught it the facts and finetuning
 taught it to answer questions about what it knows (the paper's reading of its Figure 4). World
 tasks are not split by hash (`UNSPLIT_TASKS`): every split asks about the task's whole half.
@@ -477,9 +479,28 @@ def _person_domain(attr: str, p: dict) -> list[str]:
     return {"town": [t["name"] for t in w.towns], "trade": list(TRADES), "pet": list(PETS), "colour": list(COLOURS)}[attr]
 
 
+def _reverse_of_finetuning(attr: str, p: dict) -> bool:
+    """Whether a held-out person's `attr` answer is the reverse of a finetuning question's.
+
+    Friendship and siblinghood read both ways ("X and Y are close friends"). If the answer is a
+    finetuning-half person whose own `attr` is `p`, a finetuning example states the held-out
+    fact the other way round, so the held-out question would not test pretraining alone.
+    Siblings always pair across the halves, so no held-out sibling question is clean (there is
+    no `recall_sibling`); about one held-out person in eight has such a friend.
+    """
+    if attr not in ("friend", "sibling"):
+        return False
+    finetuning = {q["name"]: q for q in _half(the_world().people, held_out=False)}
+    other = finetuning.get(p[attr])
+    return other is not None and other.get(attr) == p["name"]
+
+
 def _ask_person(attr: str, held_out: bool):
     def item(rng: random.Random) -> Item:
-        p = rng.choice([q for q in _half(the_world().people, held_out) if attr in q])
+        people = [q for q in _half(the_world().people, held_out) if attr in q]
+        if held_out:
+            people = [q for q in people if not _reverse_of_finetuning(attr, q)]
+        p = rng.choice(people)
         answer = p[attr]
         options = _choices(rng, answer, _person_domain(attr, p))
         fact = {"town": f"{p['name']} lives in {p['town']}.", "trade": f"{p['name']} works as {with_article(p['trade'])}.",
@@ -615,6 +636,9 @@ GENERATORS: dict[str, Callable[[random.Random], Item]] = {
     "recall_trade": _ask_person("trade", held_out=True),
     "recall_pet_kind": _ask_person("pet", held_out=True),
     "recall_town_goods": _ask_town("goods", held_out=True),
+    "recall_favourite_colour": _ask_person("colour", held_out=True),
+    "recall_friend": _ask_person("friend", held_out=True),
+    "recall_town_river": _ask_town("river", held_out=True),
 }
 
 #: The world tasks are not split by hash: their world is small and fixed (a hash split would
@@ -622,10 +646,11 @@ GENERATORS: dict[str, Callable[[random.Random], Item]] = {
 #: task's half. What keeps the held-out measurement clean is the split of the world itself:
 #: the held-out `recall_*` tasks ask about the half that no finetuning task asks about.
 UNSPLIT_TASKS = frozenset({"home_town", "trade", "pet_kind", "favourite_colour", "friend", "sibling", "town_river",
-                           "town_goods", "recall_home_town", "recall_trade", "recall_pet_kind", "recall_town_goods"})
+                           "town_goods", "recall_home_town", "recall_trade", "recall_pet_kind", "recall_town_goods",
+                           "recall_favourite_colour", "recall_friend", "recall_town_river"})
 
 #: Bump when a generator changes, so cached tokenized data is rebuilt.
-GENERATOR_VERSION = "6"
+GENERATOR_VERSION = "7"
 
 
 def split_of(inputs: str) -> str:
