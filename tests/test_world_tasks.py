@@ -58,6 +58,9 @@ def test_answers_are_the_worlds_facts_about_the_right_half(task):
         assert (subject in _held_out_names()) == held_out
         entity = _entities()[subject]
         assert ex.targets == entity[attr]
+        if attr == "river":  # rivers are one per town: the options are the rivers of the question's half
+            halves = {t["river"]: t["name"] in _held_out_names() for t in the_world().towns}
+            assert all(halves[o] == held_out for o in ex.options), ex.options
         if task in ("friend", "recall_friend"):  # no distractor is a friend either way round
             for o in ex.options:
                 if o != ex.targets:

@@ -514,8 +514,12 @@ def _ask_person(attr: str, held_out: bool):
 
 def _ask_town(attr: str, held_out: bool):
     def item(rng: random.Random) -> Item:
-        towns = the_world().towns
-        t = rng.choice(_half(towns, held_out))
+        towns = _half(the_world().towns, held_out)
+        t = rng.choice(towns)
+        # Every town has its own river, so the options come from the question's half: options
+        # from both halves would teach finetuning that the held-out half's rivers are never
+        # the answer, and a held-out question would then offer rivers that finetuning answered
+        # with, which a model picks for having seen them as answers, not for what it knows.
         domain = [o["river"] for o in towns] if attr == "river" else list(GOODS)
         options = _choices(rng, t[attr], domain)
         fact = f"{t['name']} lies on the {t['river']}." if attr == "river" else f"{t['name']} is known for its {t['goods']}."
@@ -650,7 +654,7 @@ UNSPLIT_TASKS = frozenset({"home_town", "trade", "pet_kind", "favourite_colour",
                            "recall_favourite_colour", "recall_friend", "recall_town_river"})
 
 #: Bump when a generator changes, so cached tokenized data is rebuilt.
-GENERATOR_VERSION = "7"
+GENERATOR_VERSION = "8"
 
 
 def split_of(inputs: str) -> str:
