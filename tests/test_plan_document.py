@@ -128,7 +128,7 @@ def test_tiny_plan_sections(tmp_path):
     assert suites["bbh"]["examples"] == 5 * 27 and suites["bbh"]["full_examples"] == 6511
     from flanctl.catalog.builtin import BUILTIN_HELD_OUT_TASKS
 
-    assert suites["builtin"]["subtasks"] == len(BUILTIN_HELD_OUT_TASKS) == 8
+    assert suites["builtin"]["subtasks"] == len(BUILTIN_HELD_OUT_TASKS) == 11
     assert plan.run.diff["action"] == "create"
 
 
@@ -277,3 +277,35 @@ def test_lora_plan_counts_gradients_optimizer_and_flops_for_the_adapters_only(tm
     assert lora.memory["terms"]["optimizer"] < full.memory["terms"]["optimizer"]
     assert lora.compute["finetune_flops"] == pytest.approx(full.compute["finetune_flops"] * (4 + 2 * t / n) / 6)
     assert "LoRA" in lora.compute["flops_method"]
+
+
+def test_diff_replaces_a_run_whose_generated_data_changed(tmp_path, monkeypatch):
+    """A flanctl whose built-in generator changed (GENERATOR_VERSION) makes other training data
+    from the same spec: plan and apply must not call the finished run up to date, nor offer to
+    resume it (the data stream would refuse its saved position)."""
+    from flanctl.data import builtin_tasks, realize_mixture
+
+    def plan_now():
+        return make_plan(load_spec(write(tmp_path), []), runs_root=tmp_path / "runs", overrides=[], realize=realize_mixture)
+
+    plan = plan_now()
+    assert all(t["fingerprint"] for t in plan.mixture["realized"]["tasks"])
+    run = RunDir(plan.run.dir)
+    run.root.mkdir(parents=True)
+    run.plan_path.write_text(json.dumps(plan.document()))
+    run.write_state({"status": "completed", "step": 20})
+    (run.checkpoints_dir / "step_20").mkdir(parents=True)
+    assert plan_now().run.diff["action"] == "none"
+
+    monkeypatch.setattr(builtin_tasks, "GENERATOR_VERSION", builtin_tasks.GENERATOR_VERSION + "-next")
+    diff = plan_now().run.diff
+    assert diff["action"] == "replace" and "apply --replace" in diff["summary"], diff
+    changed = {c["path"] for c in diff["changes"]}
+    assert "mixture.data.builtin/multistep_arithmetic" in changed and all(c["invalidates"] for c in diff["changes"])
+
+    # a run planned before plans recorded fingerprints: nothing to compare, as before
+    old = plan.document()
+    for t in old["mixture"]["realized"]["tasks"]:
+        del t["fingerprint"]
+    run.plan_path.write_text(json.dumps(old))
+    assert plan_now().run.diff["action"] == "none"

@@ -50,7 +50,9 @@ def grid_specs(sizes: list[str], tasks: list[int]) -> list[Path]:
 
 
 def run_dir(spec: Path, overrides: list[str]) -> tuple[Path, str]:
-    """Where `flanctl apply` will put the run, as the plan says, and the plan's spec hash."""
+    """Where `flanctl apply` will put the run, as the plan says, and the plan's spec hash, or
+    "" when the plan's diff says the run there is not up to date (say, its built-in data came
+    from an older generator)."""
     sets = [a for o in overrides for a in ("--set", o)]
     # --out keeps the user's last saved plan (.flanctl/plan.json) untouched.
     with tempfile.TemporaryDirectory() as tmp:
@@ -59,14 +61,19 @@ def run_dir(spec: Path, overrides: list[str]) -> tuple[Path, str]:
         sys.exit(f"error: `flanctl plan {spec.relative_to(REPO)}` failed: {proc.stderr.strip()}")
     plan = json.loads(proc.stdout)
     path = Path(plan["run"]["dir"])
-    return (path if path.is_absolute() else WORKDIR[0] / path), plan["spec_hash"]
+    up_to_date = plan["run"]["diff"].get("action") == "none"
+    return (path if path.is_absolute() else WORKDIR[0] / path), (plan["spec_hash"] if up_to_date else "")
 
 
 def is_done(rdir: Path, spec_hash: str) -> bool:
-    """Evaluated already, and with this very spec (same steps, sizes, overrides)?"""
+    """Evaluated already, with this very spec (same steps, sizes, overrides, data) and on
+    today's held-out tasks?"""
+    from flanctl.catalog.builtin import BUILTIN_HELD_OUT_TASKS
+
     try:
-        return (rdir / "evals" / "builtin.json").exists() and Plan.load(rdir / "plan.json").spec_hash == spec_hash
-    except FlanctlError:
+        result = json.loads((rdir / "evals" / "builtin.json").read_text())
+        return Plan.load(rdir / "plan.json").spec_hash == spec_hash and set(result["tasks"]) == set(BUILTIN_HELD_OUT_TASKS)
+    except (FlanctlError, OSError, ValueError, KeyError, TypeError):
         return False
 
 
@@ -124,7 +131,7 @@ def main() -> int:
     ap.add_argument("--out", default="reports/scaling", help="report folder (relative to --workdir)")
     ap.add_argument("--docs-png", default=None, help="also copy the scaling plot here (e.g. docs/scaling.png)")
     ap.add_argument("--report-only", action="store_true", help="skip training; report on the finished runs")
-    ap.add_argument("--force", action="store_true", help="re-run runs that already have evals")
+    ap.add_argument("--force", action="store_true", help="evaluate again the runs that are up to date and evaluated")
     args = ap.parse_args()
     WORKDIR[0] = Path(args.workdir).resolve()
     WORKDIR[0].mkdir(parents=True, exist_ok=True)
@@ -146,7 +153,8 @@ def main() -> int:
             print(f"{label}: {'skipped' if args.report_only else 'already evaluated'} ({rdir})")
             continue
         t0 = time.perf_counter()
-        code = apply_and_eval(spec, spec_overrides, rdir, replace=args.force)
+        # a run that is not up to date starts afresh (its checkpoints are moved aside, not deleted)
+        code = apply_and_eval(spec, spec_overrides, rdir, replace=True)
         if code != 0:
             print(f"{label}: flanctl apply/eval failed (exit {code}); stopping", file=sys.stderr)
             return code

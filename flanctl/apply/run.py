@@ -16,7 +16,7 @@ import yaml
 from flanctl.apply.stages import Stages, default_stages
 from flanctl.errors import FlanctlError
 from flanctl.plan import Plan, check_fresh
-from flanctl.plan.diff import run_diff
+from flanctl.plan.diff import generated_data, run_diff
 from flanctl.runs import RunDir, record_last_run, write_text_atomic
 from flanctl.runs.interrupts import Interrupted, watch_interrupts
 
@@ -43,12 +43,12 @@ def apply_plan(
     steps = plan.spec.train.steps
     run = RunDir(plan.run.dir)
     with run.lock():
-        diff = run_diff(run, spec_dict, steps)
+        diff = run_diff(run, spec_dict, steps, generated_data(plan.mixture))
         if diff["action"] == "replace":
             if not replace:
                 raise FlanctlError(f"{diff['summary']} (or give the spec another name)")
             _move_checkpoints_aside(run, diff["step"])
-            diff = run_diff(run, spec_dict, steps)
+            diff = run_diff(run, spec_dict, steps, generated_data(plan.mixture))
         previous = run.read_state()
         write_text_atomic(run.spec_path, yaml.safe_dump(spec_dict, sort_keys=False))
         plan.save(run.plan_path)

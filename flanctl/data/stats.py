@@ -105,6 +105,9 @@ def realize_mixture(spec, base_dir) -> dict | None:
             "cap": t.cap, "count": t.size, "rate": t.rate,
             # one example per sequence; packing multiplies this by the examples per sequence (data stats measures it)
             "epochs_unpacked": t.rate * steps * batch / t.size,
+            # what the task's examples are made from (a generator's version, a file's size and
+            # time, a hub revision): `plan`/`apply` compare it with the run's (plan.diff)
+            "fingerprint": t.source_fingerprint,
         })
     collections = {}
     for name, p in mixture.proportions.items():

@@ -8,6 +8,7 @@ from it ("compatible").
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import ValidationError
@@ -68,8 +69,37 @@ def _with_defaults(old_spec: dict[str, Any]) -> dict[str, Any]:
         return old_spec
 
 
-def run_diff(run: RunDir, new_spec: dict[str, Any], steps: int) -> dict[str, Any]:
-    """The plan's `run.diff`: what apply will do to `run` given the new resolved spec."""
+def generated_data(mixture: dict[str, Any] | None) -> dict[str, str]:
+    """{collection/task: fingerprint} of the realized mixture's built-in tasks (generated
+    from code: the fingerprint carries the generator's or the corpus's version).
+
+    Only these are compared between a run's plan and a new one. The spec says everything
+    else about the data, and a file's fingerprint holds its modification time, which a copy
+    or a `touch` changes without changing a row (the data stream checks its token counts on
+    resume)."""
+    tasks = ((mixture or {}).get("realized") or {}).get("tasks") or []
+    return {f"{t.get('collection')}/{t.get('name')}": str(t["fingerprint"]) for t in tasks
+            if isinstance(t, dict) and t.get("source") == "builtin" and t.get("fingerprint")}
+
+
+def _data_changes(run: RunDir, new_data: dict[str, str] | None) -> list[dict[str, Any]]:
+    """Built-in tasks whose generated data differ from what the run trained on (a flanctl
+    upgrade that changed a generator): they invalidate its checkpoint like a mixture change."""
+    if not new_data or not run.plan_path.is_file():
+        return []
+    try:
+        old_plan = json.loads(run.plan_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    old_data = generated_data(old_plan.get("mixture") if isinstance(old_plan, dict) else None)
+    reason = "the built-in task's generated data changed (another flanctl version made them)"
+    return [{"path": f"mixture.data.{key}", "old": old_data[key], "new": new_data[key], "invalidates": True, "reason": reason}
+            for key in sorted(set(old_data) & set(new_data)) if old_data[key] != new_data[key]]
+
+
+def run_diff(run: RunDir, new_spec: dict[str, Any], steps: int, data: dict[str, str] | None = None) -> dict[str, Any]:
+    """The plan's `run.diff`: what apply will do to `run` given the new resolved spec (and
+    `data`, the new plan's `generated_data`, when known)."""
     state = run.read_state()
     if not state and not run.plan_path.is_file():
         return {"action": "create", "step": 0, "changes": [], "has_changes": True, "summary": f"new run {run.root}"}
@@ -79,6 +109,7 @@ def run_diff(run: RunDir, new_spec: dict[str, Any], steps: int) -> dict[str, Any
         # plan.json lost or unreadable: the resolved spec.yaml beside it says the same.
         old_spec = _recorded_spec_yaml(run)
     changes = spec_changes(_with_defaults(old_spec), new_spec) if isinstance(old_spec, dict) else []
+    changes += _data_changes(run, data)
     latest = run.latest_checkpoint()
     step = max(int(state.get("step", 0) or 0), latest[0] if latest else 0)
     invalid = [c for c in changes if c["invalidates"]]

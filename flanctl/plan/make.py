@@ -15,7 +15,7 @@ from flanctl.catalog.models import BYTE_VOCAB_SIZE, DECODER_FAMILIES, NOMINAL_PA
 from flanctl.catalog.objectives import sentinel_room_error, sentinels_needed
 from flanctl.errors import FlanctlError, SpecError
 from flanctl.plan.compute import compute_section
-from flanctl.plan.diff import run_diff
+from flanctl.plan.diff import generated_data, run_diff
 from flanctl.plan.document import Plan, ResolvedModel, RunInfo
 from flanctl.plan.evals import eval_section
 from flanctl.plan.inputs import local_inputs
@@ -313,7 +313,7 @@ def make_plan(
         mixture=mixture,
         eval=evals,
         inputs=local_inputs(spec, base_dir),
-        run=RunInfo(name=run.name, dir=str(run.root), diff=run_diff(run, spec_dict, spec.train.steps)),
+        run=RunInfo(name=run.name, dir=str(run.root), diff=run_diff(run, spec_dict, spec.train.steps, generated_data(mixture))),
         notes=notes,
     )
     return plan.with_hash()
