@@ -309,3 +309,12 @@ def test_diff_replaces_a_run_whose_generated_data_changed(tmp_path, monkeypatch)
         del t["fingerprint"]
     run.plan_path.write_text(json.dumps(old))
     assert plan_now().run.diff["action"] == "none"
+
+
+def test_missing_checkpoint_folder_is_named_not_the_architecture(tmp_path):
+    """A palm spec that takes its architecture from a checkpoint that is not there yet (say,
+    an export a previous run makes) is told so, not that num_layers is missing."""
+    text = TINY.replace("model: {family: palm, size: tiny}", "model: {family: u-palm, checkpoint: ../runs/upalm/export}")
+    (tmp_path / "specs").mkdir()
+    with pytest.raises(FlanctlError, match=r"model.checkpoint: no such folder .*runs/upalm/export; make it first"):
+        plan_for(tmp_path / "specs", text)

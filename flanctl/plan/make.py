@@ -193,6 +193,11 @@ def resolve_model(spec: Any, base_dir: Path, notes: list[str]) -> ResolvedModel:
         try:
             arch = resolve_architecture(model)
         except ValueError as exc:
+            folder = _absolute(model.checkpoint, base_dir)
+            if folder and "://" not in folder and not Path(folder).exists():
+                # its flanctl.json would have given the architecture: say what is really missing
+                raise SpecError(f"model.checkpoint: no such folder {folder}; make it first (the run that exports it) "
+                                "or fix the path (relative paths are from the spec's folder)") from None
             raise FlanctlError(f"{base_dir}: {exc}") from None
         params = param_count(family, arch)
         params_without_norms = param_count(family, arch, include_norms=False)
