@@ -8,12 +8,11 @@ from it ("compatible").
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import ValidationError
 
-from flanctl.plan.document import saved_spec
+from flanctl.plan.document import saved_section, saved_spec
 from flanctl.spec.models import Spec
 from flanctl.runs.run_dir import RunDir
 
@@ -85,13 +84,9 @@ def generated_data(mixture: dict[str, Any] | None) -> dict[str, str]:
 def _data_changes(run: RunDir, new_data: dict[str, str] | None) -> list[dict[str, Any]]:
     """Built-in tasks whose generated data differ from what the run trained on (a flanctl
     upgrade that changed a generator): they invalidate its checkpoint like a mixture change."""
-    if not new_data or not run.plan_path.is_file():
+    if not new_data:
         return []
-    try:
-        old_plan = json.loads(run.plan_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    old_data = generated_data(old_plan.get("mixture") if isinstance(old_plan, dict) else None)
+    old_data = generated_data(saved_section(run.plan_path, "mixture"))
     reason = "the built-in task's generated data changed (another flanctl version made them)"
     return [{"path": f"mixture.data.{key}", "old": old_data[key], "new": new_data[key], "invalidates": True, "reason": reason}
             for key in sorted(set(old_data) & set(new_data)) if old_data[key] != new_data[key]]

@@ -173,18 +173,24 @@ def load_plan(path: str | Path) -> Plan:
     return Plan.load(path)
 
 
-def saved_spec(path: str | Path) -> dict[str, Any] | None:
-    """The resolved spec recorded in a run's `plan.json`, of any schema version, or None.
+def saved_section(path: str | Path, key: str) -> dict[str, Any] | None:
+    """One JSON section (`spec`, `mixture`, ...) of a run's `plan.json`, of any schema version,
+    or None when the file or the section is missing or unreadable.
 
     Used to diff a new plan against what a run was made from: a plan of an earlier version
-    still tells which settings the checkpoint was trained with.
+    still tells which settings (and which generated data) the checkpoint was trained with.
     """
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    spec = raw.get("spec") if isinstance(raw, dict) else None
-    return spec if isinstance(spec, dict) else None
+    section = raw.get(key) if isinstance(raw, dict) else None
+    return section if isinstance(section, dict) else None
+
+
+def saved_spec(path: str | Path) -> dict[str, Any] | None:
+    """The resolved spec recorded in a run's `plan.json` (`saved_section(path, "spec")`)."""
+    return saved_section(path, "spec")
 
 
 def saved_summary(path: str | Path) -> dict[str, Any]:
