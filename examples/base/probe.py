@@ -24,8 +24,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RECALL_TASKS = ("recall_home_town", "recall_trade", "recall_pet_kind", "recall_town_goods",
-                "recall_favourite_colour", "recall_friend", "recall_town_river")
+
+def _recall_tasks() -> tuple[str, ...]:
+    from flanctl.catalog.builtin import BUILTIN_HELD_OUT_TASKS
+
+    return tuple(t for t in BUILTIN_HELD_OUT_TASKS if t.startswith("recall_"))
+
+
+#: The held-out world tasks, in catalog order.
+RECALL_TASKS = _recall_tasks()
 
 
 def stem_and_options(example) -> tuple[str, list[str]]:

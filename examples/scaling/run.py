@@ -26,7 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from flanctl.errors import FlanctlError
 from flanctl.plan import Plan
 
 HERE = Path(__file__).resolve().parent
@@ -49,10 +48,10 @@ def grid_specs(sizes: list[str], tasks: list[int]) -> list[Path]:
     return specs
 
 
-def run_dir(spec: Path, overrides: list[str]) -> tuple[Path, str]:
-    """Where `flanctl apply` will put the run, as the plan says, and the plan's spec hash, or
-    "" when the plan's diff says the run there is not up to date (say, its built-in data came
-    from an older generator)."""
+def run_dir(spec: Path, overrides: list[str]) -> tuple[Path, bool]:
+    """Where `flanctl apply` will put the run, as the plan says, and whether the run there is
+    complete and up to date (the plan's diff has nothing to do: same spec, steps and built-in
+    data)."""
     sets = [a for o in overrides for a in ("--set", o)]
     # --out keeps the user's last saved plan (.flanctl/plan.json) untouched.
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,19 +60,17 @@ def run_dir(spec: Path, overrides: list[str]) -> tuple[Path, str]:
         sys.exit(f"error: `flanctl plan {spec.relative_to(REPO)}` failed: {proc.stderr.strip()}")
     plan = json.loads(proc.stdout)
     path = Path(plan["run"]["dir"])
-    up_to_date = plan["run"]["diff"].get("action") == "none"
-    return (path if path.is_absolute() else WORKDIR[0] / path), (plan["spec_hash"] if up_to_date else "")
+    return (path if path.is_absolute() else WORKDIR[0] / path), plan["run"]["diff"].get("action") == "none"
 
 
-def is_done(rdir: Path, spec_hash: str) -> bool:
-    """Evaluated already, with this very spec (same steps, sizes, overrides, data) and on
-    today's held-out tasks?"""
+def is_done(rdir: Path, up_to_date: bool) -> bool:
+    """An up-to-date run (`run_dir`) evaluated already, on today's held-out tasks?"""
     from flanctl.catalog.builtin import BUILTIN_HELD_OUT_TASKS
 
     try:
         result = json.loads((rdir / "evals" / "builtin.json").read_text())
-        return Plan.load(rdir / "plan.json").spec_hash == spec_hash and set(result["tasks"]) == set(BUILTIN_HELD_OUT_TASKS)
-    except (FlanctlError, OSError, ValueError, KeyError, TypeError):
+        return up_to_date and set(result["tasks"]) == set(BUILTIN_HELD_OUT_TASKS)
+    except (OSError, ValueError, KeyError, TypeError):
         return False
 
 
@@ -104,9 +101,9 @@ def ensure_bases(sizes: list[str], overrides: list[str]) -> dict[str, str]:
         spec = PRETRAIN / f"{size}.yaml"
         if not spec.exists():
             continue
-        rdir, spec_hash = run_dir(spec, overrides)
+        rdir, up_to_date = run_dir(spec, overrides)
         export = rdir / "export"
-        done = (export / "model.weights.h5").exists() and Plan.load(rdir / "plan.json").spec_hash == spec_hash
+        done = up_to_date and (export / "model.weights.h5").exists()
         if not done:
             t0 = time.perf_counter()
             print(f"pretraining the {size} base: flanctl apply {spec.relative_to(REPO)}")
@@ -145,9 +142,9 @@ def main() -> int:
     for i, spec in enumerate(specs, start=1):
         base = bases.get(spec.stem.split("-")[0])
         spec_overrides = overrides + ([base] if base else [])
-        rdir, spec_hash = run_dir(spec, spec_overrides)
+        rdir, up_to_date = run_dir(spec, spec_overrides)
         run_dirs.append(rdir)
-        done = is_done(rdir, spec_hash)
+        done = is_done(rdir, up_to_date)
         label = f"[{i}/{len(specs)}] {spec.relative_to(REPO)}"
         if args.report_only or (done and not args.force):
             print(f"{label}: {'skipped' if args.report_only else 'already evaluated'} ({rdir})")
