@@ -109,3 +109,20 @@ def test_run_py_end_to_end_pretrains_then_finetunes(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0 and again.stdout.count("already evaluated") == 2, again.stdout
     assert "pretraining the s base" not in again.stdout
+
+
+def test_run_py_seeds_are_runs_of_their_own(tmp_path):
+    """`run.py --seeds`: seed 0 is the grid spec as written; another seed plans a run of its own
+    name with that seed for the mixture and for training."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("scaling_run", SCALING / "run.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    grid = SCALING / "grid" / "l-t04.yaml"
+    assert mod.seed_overrides(grid, 0) == []
+    sets = mod.seed_overrides(grid, 2)
+    plan = make_plan(load_spec(grid, sets))
+    assert plan.run.name == "scaling-l-t04-seed2"
+    assert plan.spec.train.seed == 2 and plan.spec.mixture.seed == 2
+    assert make_plan(load_spec(grid)).run.name == "scaling-l-t04"

@@ -210,3 +210,27 @@ def test_html_escapes_run_text_and_renders_code(tmp_path):
     html = res.html.read_text()
     assert "<script>" not in html and "x&lt;script&gt;" in html and "&lt;b&gt;t&lt;/b&gt;" in html
     assert "<code>flanctl eval --run" in html
+
+
+def test_several_runs_per_point_are_averaged_with_their_range(tmp_path):
+    """Seeds of one (size, task count): the plot's point is their mean, the summary table gives
+    mean, lowest and highest; the 0-task point averages the runs' before-finetuning scores."""
+    from flanctl.report.scaling import scaling_summary
+
+    runs = []
+    for seed, (s1, s4) in enumerate(((10.0, 30.0), (20.0, 24.0), (15.0, 36.0))):
+        for k, score in ((1, s1), (4, s4)):
+            runs.append(make_run(tmp_path / "runs", f"s-t{k}-seed{seed}", params=500_000,
+                                 tasks=[f"t{i}" for i in range(k)], losses=[2.0],
+                                 evals=builtin_eval({"h": score}, chance=0.0),
+                                 before=builtin_eval({"h": 2.0 + seed}, chance=0.0)))
+    points, _ = scaling_points([read_run(r) for r in runs])
+    summary = scaling_summary(points)
+    assert summary == [(500_000, 0, 1, pytest.approx(3.0), pytest.approx(3.0), pytest.approx(3.0)),
+                       (500_000, 1, 3, pytest.approx(15.0), 10.0, 20.0),
+                       (500_000, 4, 3, pytest.approx(30.0), 24.0, 36.0)]
+    md = make_report(runs, out=tmp_path / "rep").markdown.read_text()
+    assert "| 500K | 4 | 3 | 30.0 | 24.0 | 36.0 |" in md and "error bar" in md
+    # One run per point: no summary table.
+    single = make_report(runs[:2], out=tmp_path / "rep1").markdown.read_text()
+    assert "error bar" not in single

@@ -13,6 +13,7 @@ calls this script.
     python examples/scaling/run.py                     # the whole grid (see README for its time)
     python examples/scaling/run.py --sizes s l --tasks 1 25 --steps 50   # a quick look
     python examples/scaling/run.py --report-only       # redraw from the finished runs
+    python examples/scaling/run.py --seeds 0 1 2       # every point in 3 finetuning seeds (mean and range)
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ def grid_specs(sizes: list[str], tasks: list[int]) -> list[Path]:
     if missing:
         sys.exit(f"error: no grid spec {missing[0].relative_to(REPO)}; sizes are s/m/l and task counts 1/4/8/16/29")
     return specs
+
+
+def seed_overrides(spec: Path, seed: int) -> list[str]:
+    """Overrides of a run in finetuning seed `seed`: seed 0 is the grid spec as written; any
+    other seed draws another mixture and initialises training anew, in a run of its own name."""
+    if seed == 0:
+        return []
+    return [f"train.seed={seed}", f"mixture.seed={seed}", f"name=scaling-{spec.stem}-seed{seed}"]
 
 
 def run_dir(spec: Path, overrides: list[str]) -> tuple[Path, bool]:
@@ -119,6 +128,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", nargs="+", default=["s", "m", "l"], help="model sizes from sizes/ (s, m, l)")
     ap.add_argument("--tasks", nargs="+", type=int, default=[1, 4, 8, 16, 29], help="task counts from tasks/")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0],
+                    help="finetuning seeds (train.seed and mixture.seed) of every point; the plot draws their mean and range")
     ap.add_argument("--steps", type=int, default=None, help="override train.steps of every run")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="override a field of every run, e.g. --set eval.limit=10 (repeatable)")
@@ -135,17 +146,20 @@ def main() -> int:
 
     overrides = [f"train.steps={args.steps}", f"train.checkpoint_every={args.steps}"] if args.steps else []
     overrides += args.sets
-    specs = grid_specs(args.sizes, args.tasks)
+    if any(seed < 0 for seed in args.seeds):
+        sys.exit("error: --seeds takes non-negative integers, e.g. --seeds 0 1 2")
+    seeds = list(dict.fromkeys(args.seeds))
+    specs = [(spec, seed) for seed in seeds for spec in grid_specs(args.sizes, args.tasks)]
     started = time.perf_counter()
     bases = {} if args.report_only else ensure_bases(args.sizes, args.pretrain_sets)
     run_dirs: list[Path] = []
-    for i, spec in enumerate(specs, start=1):
+    for i, (spec, seed) in enumerate(specs, start=1):
         base = bases.get(spec.stem.split("-")[0])
-        spec_overrides = overrides + ([base] if base else [])
+        spec_overrides = overrides + ([base] if base else []) + seed_overrides(spec, seed)
         rdir, up_to_date = run_dir(spec, spec_overrides)
         run_dirs.append(rdir)
         done = is_done(rdir, up_to_date)
-        label = f"[{i}/{len(specs)}] {spec.relative_to(REPO)}"
+        label = f"[{i}/{len(specs)}] {spec.relative_to(REPO)}" + (f" (seed {seed})" if seed else "")
         if args.report_only or (done and not args.force):
             print(f"{label}: {'skipped' if args.report_only else 'already evaluated'} ({rdir})")
             continue

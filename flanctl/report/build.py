@@ -16,7 +16,8 @@ from flanctl.errors import FlanctlError
 from flanctl.report.document import Document, Heading, Image, Paragraph, Table, to_html, to_markdown
 from flanctl.report.plots import plot_eval_curves, plot_eval_tasks, plot_loss, plot_scaling
 from flanctl.report.rundata import RunRecord, read_run
-from flanctl.report.scaling import format_params, normalized_heldout, num_finetuning_tasks, scaling_points, suite_chance
+from flanctl.report.scaling import (format_params, normalized_heldout, num_finetuning_tasks, scaling_points,
+                                    scaling_summary, suite_chance)
 
 
 @dataclass
@@ -159,6 +160,13 @@ def make_report(run_dirs: list[str | Path], out: str | Path | None = None, title
         rows = [[p.run, format_params(p.params), str(p.num_tasks), _fmt(p.before), _fmt(p.score)]
                 for p in sorted(points, key=lambda p: (p.params or 0, p.num_tasks, p.run))]
         doc.add(Table(["run", "params", "finetuning tasks", "before (norm.)", "after (norm.)"], rows))
+        summary = scaling_summary(points)
+        if any(n > 1 for *_, n, _, _, _ in summary):
+            doc.add(Paragraph("Several runs per point (e.g. finetuning seeds): their mean, which the plot draws, "
+                              "and their range, its error bar."),
+                    Table(["params", "finetuning tasks", "runs", "mean (norm.)", "lowest", "highest"],
+                          [[format_params(params), str(tasks), str(n), _fmt(mean), _fmt(lo), _fmt(hi)]
+                           for params, tasks, n, mean, lo, hi in summary]))
     else:
         doc.add(Paragraph("Needs at least two runs with evals and a known number of finetuning tasks."))
     for note in notes:

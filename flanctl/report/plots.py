@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from flanctl.report.rundata import RunRecord
-from flanctl.report.scaling import ScalingPoint, format_params
+from flanctl.report.scaling import ScalingPoint, format_params, scaling_summary
 
 _DPI = 130
 _STYLE = {
@@ -133,9 +133,10 @@ def plot_scaling(points: list[ScalingPoint], path: Path) -> Path | None:
     """Normalized held-out score against number of finetuning tasks, one line per model size."""
     if not points:
         return None
-    by_size: dict[int | None, list[ScalingPoint]] = defaultdict(list)
-    for p in points:
-        by_size[p.params].append(p)
+    # Several runs at the same (size, task count), e.g. seeds: the mean, with their range.
+    by_size: dict[int | None, list[tuple[int, int, float, float, float]]] = defaultdict(list)
+    for params, tasks, n, mean, lo, hi in scaling_summary(points):
+        by_size[params].append((tasks, n, mean, lo, hi))
     plt = _pyplot()
     with plt.rc_context(_STYLE):
         fig, ax = plt.subplots(figsize=(8, 5.2))
@@ -143,19 +144,16 @@ def plot_scaling(points: list[ScalingPoint], path: Path) -> Path | None:
         xs_all: set[int] = set()
         sizes = sorted(by_size, key=lambda s: (s is None, s or 0))
         for i, size in enumerate(sizes):
-            pts = by_size[size]
-            # Several runs at the same (size, task count), e.g. seeds: plot their mean.
-            grouped: dict[int, list[float]] = defaultdict(list)
-            for p in pts:
-                grouped[p.num_tasks].append(p.score)
-            befores = [p.before for p in pts if p.before is not None]
-            if befores:  # the paper's "0 tasks" point is the model without finetuning
-                grouped.setdefault(0, []).append(sum(befores) / len(befores))
-            xs = sorted(grouped)
-            ys = [sum(grouped[x]) / len(grouped[x]) for x in xs]
+            rows = sorted(by_size[size])  # the "0 tasks" point is the model before finetuning
+            xs, ys = [r[0] for r in rows], [r[2] for r in rows]
             xs_all.update(xs)
             line, = ax.plot(xs, ys, marker=markers[i % len(markers)], markersize=7, linewidth=2,
                             label=f"{format_params(size)} params")
+            spread = [r for r in rows if r[1] > 1]
+            if spread:  # lowest to highest run as an error bar
+                ax.errorbar([r[0] for r in spread], [r[2] for r in spread],
+                            yerr=[[r[2] - r[3] for r in spread], [r[4] - r[2] for r in spread]],
+                            fmt="none", ecolor=line.get_color(), elinewidth=1.2, capsize=4, alpha=0.8)
             # Value labels only while they cannot collide; the report's table has every number.
             for x, y in zip(xs, ys) if len(sizes) <= 2 else ():
                 ax.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(0, 7),

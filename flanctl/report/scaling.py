@@ -138,6 +138,21 @@ def scaling_points(runs: list[RunRecord]) -> tuple[list[ScalingPoint], list[str]
     return points, notes
 
 
+def scaling_summary(points: list[ScalingPoint]) -> list[tuple[int | None, int, int, float, float, float]]:
+    """(params, finetuning tasks, runs, mean, lowest, highest) per point of the plot, by size and
+    task count; the 0-task point is the mean of the runs' scores before finetuning."""
+    groups: dict[tuple[int | None, int], list[float]] = {}
+    befores: dict[int | None, list[float]] = {}
+    for p in points:
+        groups.setdefault((p.params, p.num_tasks), []).append(p.score)
+        if p.before is not None:
+            befores.setdefault(p.params, []).append(p.before)
+    for params, values in befores.items():
+        groups.setdefault((params, 0), []).append(sum(values) / len(values))
+    return [(params, tasks, len(v), sum(v) / len(v), min(v), max(v))
+            for (params, tasks), v in sorted(groups.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1]))]
+
+
 def format_params(params: int | None) -> str:
     """Human size label: 1.2M, 3.4B."""
     if params is None:
