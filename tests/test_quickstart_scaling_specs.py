@@ -111,7 +111,7 @@ def test_run_py_end_to_end_pretrains_then_finetunes(tmp_path):
     assert "pretraining the s base" not in again.stdout
 
 
-def test_run_py_seeds_are_runs_of_their_own(tmp_path):
+def test_run_py_seeds_are_runs_of_their_own():
     """`run.py --seeds`: seed 0 is the grid spec as written; another seed plans a run of its own
     name with that seed for the mixture and for training."""
     import importlib.util

@@ -17,7 +17,7 @@ import yaml
 
 from flanctl.errors import FlanctlError
 from flanctl.report import make_report, read_run
-from flanctl.report.scaling import normalize, num_finetuning_tasks, scaling_points
+from flanctl.report.scaling import normalize, num_finetuning_tasks, scaling_points, scaling_summary
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -215,8 +215,6 @@ def test_html_escapes_run_text_and_renders_code(tmp_path):
 def test_several_runs_per_point_are_averaged_with_their_range(tmp_path):
     """Seeds of one (size, task count): the plot's point is their mean, the summary table gives
     mean, lowest and highest; the 0-task point averages the runs' before-finetuning scores."""
-    from flanctl.report.scaling import scaling_summary
-
     runs = []
     for seed, (s1, s4) in enumerate(((10.0, 30.0), (20.0, 24.0), (15.0, 36.0))):
         for k, score in ((1, s1), (4, s4)):

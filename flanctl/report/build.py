@@ -161,12 +161,12 @@ def make_report(run_dirs: list[str | Path], out: str | Path | None = None, title
                 for p in sorted(points, key=lambda p: (p.params or 0, p.num_tasks, p.run))]
         doc.add(Table(["run", "params", "finetuning tasks", "before (norm.)", "after (norm.)"], rows))
         summary = scaling_summary(points)
-        if any(n > 1 for *_, n, _, _, _ in summary):
+        if any(sp.runs > 1 for sp in summary):
             doc.add(Paragraph("Several runs per point (e.g. finetuning seeds): their mean, which the plot draws, "
                               "and their range, its error bar."),
                     Table(["params", "finetuning tasks", "runs", "mean (norm.)", "lowest", "highest"],
-                          [[format_params(params), str(tasks), str(n), _fmt(mean), _fmt(lo), _fmt(hi)]
-                           for params, tasks, n, mean, lo, hi in summary]))
+                          [[format_params(sp.params), str(sp.num_tasks), str(sp.runs), _fmt(sp.mean),
+                            _fmt(sp.lowest), _fmt(sp.highest)] for sp in summary]))
     else:
         doc.add(Paragraph("Needs at least two runs with evals and a known number of finetuning tasks."))
     for note in notes:

@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from flanctl.report.rundata import RunRecord
-from flanctl.report.scaling import ScalingPoint, format_params, scaling_summary
+from flanctl.report.scaling import ScalingPoint, SummaryPoint, format_params, scaling_summary
 
 _DPI = 130
 _STYLE = {
@@ -134,9 +134,9 @@ def plot_scaling(points: list[ScalingPoint], path: Path) -> Path | None:
     if not points:
         return None
     # Several runs at the same (size, task count), e.g. seeds: the mean, with their range.
-    by_size: dict[int | None, list[tuple[int, int, float, float, float]]] = defaultdict(list)
-    for params, tasks, n, mean, lo, hi in scaling_summary(points):
-        by_size[params].append((tasks, n, mean, lo, hi))
+    by_size: dict[int | None, list[SummaryPoint]] = defaultdict(list)
+    for sp in scaling_summary(points):
+        by_size[sp.params].append(sp)
     plt = _pyplot()
     with plt.rc_context(_STYLE):
         fig, ax = plt.subplots(figsize=(8, 5.2))
@@ -144,15 +144,15 @@ def plot_scaling(points: list[ScalingPoint], path: Path) -> Path | None:
         xs_all: set[int] = set()
         sizes = sorted(by_size, key=lambda s: (s is None, s or 0))
         for i, size in enumerate(sizes):
-            rows = sorted(by_size[size])  # the "0 tasks" point is the model before finetuning
-            xs, ys = [r[0] for r in rows], [r[2] for r in rows]
+            rows = by_size[size]  # by task count; the "0 tasks" point is the model before finetuning
+            xs, ys = [r.num_tasks for r in rows], [r.mean for r in rows]
             xs_all.update(xs)
             line, = ax.plot(xs, ys, marker=markers[i % len(markers)], markersize=7, linewidth=2,
                             label=f"{format_params(size)} params")
-            spread = [r for r in rows if r[1] > 1]
+            spread = [r for r in rows if r.runs > 1]
             if spread:  # lowest to highest run as an error bar
-                ax.errorbar([r[0] for r in spread], [r[2] for r in spread],
-                            yerr=[[r[2] - r[3] for r in spread], [r[4] - r[2] for r in spread]],
+                ax.errorbar([r.num_tasks for r in spread], [r.mean for r in spread],
+                            yerr=[[r.mean - r.lowest for r in spread], [r.highest - r.mean for r in spread]],
                             fmt="none", ecolor=line.get_color(), elinewidth=1.2, capsize=4, alpha=0.8)
             # Value labels only while they cannot collide; the report's table has every number.
             for x, y in zip(xs, ys) if len(sizes) <= 2 else ():

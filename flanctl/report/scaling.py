@@ -8,7 +8,7 @@ averages over suites; we do the same over whatever held-out suites a run evaluat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from flanctl.catalog import collections as catalog_collections
 from flanctl.catalog import suites as catalog_suites
@@ -138,9 +138,20 @@ def scaling_points(runs: list[RunRecord]) -> tuple[list[ScalingPoint], list[str]
     return points, notes
 
 
-def scaling_summary(points: list[ScalingPoint]) -> list[tuple[int | None, int, int, float, float, float]]:
-    """(params, finetuning tasks, runs, mean, lowest, highest) per point of the plot, by size and
-    task count; the 0-task point is the mean of the runs' scores before finetuning."""
+class SummaryPoint(NamedTuple):
+    """One point of the plot: the runs at one (size, task count) and their spread."""
+
+    params: int | None
+    num_tasks: int
+    runs: int
+    mean: float
+    lowest: float
+    highest: float
+
+
+def scaling_summary(points: list[ScalingPoint]) -> list[SummaryPoint]:
+    """One `SummaryPoint` per (size, task count), by size and task count; the 0-task point is
+    the mean of the runs' scores before finetuning (the same base, evaluated by each run)."""
     groups: dict[tuple[int | None, int], list[float]] = {}
     befores: dict[int | None, list[float]] = {}
     for p in points:
@@ -149,7 +160,7 @@ def scaling_summary(points: list[ScalingPoint]) -> list[tuple[int | None, int, i
             befores.setdefault(p.params, []).append(p.before)
     for params, values in befores.items():
         groups.setdefault((params, 0), []).append(sum(values) / len(values))
-    return [(params, tasks, len(v), sum(v) / len(v), min(v), max(v))
+    return [SummaryPoint(params, tasks, len(v), sum(v) / len(v), min(v), max(v))
             for (params, tasks), v in sorted(groups.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1]))]
 
 
