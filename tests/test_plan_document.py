@@ -128,7 +128,7 @@ def test_tiny_plan_sections(tmp_path):
     assert suites["bbh"]["examples"] == 5 * 27 and suites["bbh"]["full_examples"] == 6511
     from flanctl.catalog.builtin import BUILTIN_HELD_OUT_TASKS
 
-    assert suites["builtin"]["subtasks"] == len(BUILTIN_HELD_OUT_TASKS) == 11
+    assert suites["builtin"]["subtasks"] == len(BUILTIN_HELD_OUT_TASKS) == 15
     assert plan.run.diff["action"] == "create"
 
 

@@ -126,3 +126,33 @@ def test_run_py_seeds_are_runs_of_their_own():
     assert plan.run.name == "scaling-l-t04-seed2"
     assert plan.spec.train.seed == 2 and plan.spec.mixture.seed == 2
     assert make_plan(load_spec(grid)).run.name == "scaling-l-t04"
+
+
+def test_run_py_starts_afresh_a_run_whose_base_was_scored_on_other_held_out_tasks(tmp_path, monkeypatch):
+    """A finished run is done only if both of its scores (before and after finetuning) are on
+    today's held-out tasks; one whose base was scored on another set moves aside, whole, and
+    is applied afresh (apply scores the base again only on a fresh run)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("scaling_run", SCALING / "run.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    today = {t: 50.0 for t in BUILTIN_HELD_OUT_TASKS}
+    older = {t: 50.0 for t in list(BUILTIN_HELD_OUT_TASKS)[:-2]}
+    rdir = tmp_path / "runs" / "scaling-l-t01"
+    (rdir / "evals").mkdir(parents=True)
+    (rdir / "checkpoints" / "step_300").mkdir(parents=True)
+    (rdir / "evals" / "builtin.json").write_text(json.dumps({"tasks": today}))
+    (rdir / "evals" / "builtin.before.json").write_text(json.dumps({"tasks": older}))
+    assert not mod.is_done(rdir, up_to_date=True)
+    (rdir / "evals" / "builtin.before.json").write_text(json.dumps({"tasks": today}))
+    assert mod.is_done(rdir, up_to_date=True) and not mod.is_done(rdir, up_to_date=False)
+
+    (rdir / "evals" / "builtin.before.json").write_text(json.dumps({"tasks": older}))
+    calls = []
+    monkeypatch.setattr(mod, "flanctl", lambda *args, **kw: calls.append(args) or type("P", (), {"returncode": 7})())
+    assert mod.apply_and_eval(SCALING / "grid" / "l-t01.yaml", [], rdir, replace=True) == 7
+    assert calls and calls[0][0] == "apply"
+    aside = tmp_path / "runs" / "scaling-l-t01.stale-eval-0"
+    assert not rdir.exists() and (aside / "checkpoints" / "step_300").is_dir()
+    assert json.loads((aside / "evals" / "builtin.before.json").read_text())["tasks"] == older

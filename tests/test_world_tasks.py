@@ -21,6 +21,13 @@ from flanctl.data.corpus import generate_corpus, the_world
 
 WORLD_TRAIN = {"home_town": "town", "trade": "trade", "pet_kind": "pet", "favourite_colour": "colour", "friend": "friend",
                "sibling": "sibling", "town_river": "river", "town_goods": "goods"}
+# More kinds of question about the finetuning half (no held-out counterpart): the task count of
+# the scaling grid grows in these.
+WORLD_MORE = ("family_name", "birth_year", "pet_name", "town_founded", "town_neighbour", "town_resident", "pet_owner",
+              "river_town")
+# ... and the held-out counterparts of four of them (person facts), about the other half.
+WORLD_MORE_HELD_OUT = {"recall_birth_year": "birth_year", "recall_pet_name": "pet_name", "recall_pet_owner": "pet_owner",
+                       "recall_town_resident": "town_resident"}
 WORLD_HELD_OUT = {"recall_home_town": "town", "recall_trade": "trade", "recall_pet_kind": "pet", "recall_town_goods": "goods",
                   "recall_favourite_colour": "colour", "recall_friend": "friend", "recall_town_river": "river"}
 
@@ -44,8 +51,10 @@ def _subject(inputs: str) -> str:
 def test_world_tasks_are_in_the_catalog_on_the_right_side():
     assert set(WORLD_TRAIN) <= set(BUILTIN_TRAIN_TASKS)
     assert set(WORLD_HELD_OUT) <= set(BUILTIN_HELD_OUT_TASKS)
-    assert UNSPLIT_TASKS == set(WORLD_HELD_OUT) | set(WORLD_TRAIN)
-    assert {BUILTIN_TASKS[t].category for t in [*WORLD_TRAIN, *WORLD_HELD_OUT]} == {"world knowledge"}
+    assert set(WORLD_MORE) <= set(BUILTIN_TRAIN_TASKS) and set(WORLD_MORE_HELD_OUT) <= set(BUILTIN_HELD_OUT_TASKS)
+    assert UNSPLIT_TASKS == set(WORLD_HELD_OUT) | set(WORLD_TRAIN) | set(WORLD_MORE) | set(WORLD_MORE_HELD_OUT)
+    world = [*WORLD_TRAIN, *WORLD_HELD_OUT, *WORLD_MORE, *WORLD_MORE_HELD_OUT]
+    assert {BUILTIN_TASKS[t].category for t in world} == {"world knowledge"}
 
 
 @pytest.mark.parametrize("task", [*WORLD_TRAIN, *WORLD_HELD_OUT])
@@ -118,6 +127,9 @@ def test_no_finetuning_example_asks_about_the_held_out_half():
             names = set(_entities()) & set(re.findall(r"[A-Z][a-z]+", ex.inputs))
             if task in WORLD_TRAIN:
                 assert _subject(ex.inputs) not in held, (task, ex.inputs)
+            elif task in WORLD_MORE:  # about the finetuning half (a home or a nearest town may lie in the other)
+                assert ex.targets not in held or task == "town_neighbour", (task, ex.targets)
+                assert not names & held - {p["town"] for p in the_world().people[0::2]}, (task, ex.inputs)
             else:
                 assert not names, (task, ex.inputs)  # procedural tasks never name the world
 
@@ -132,3 +144,63 @@ def test_plan_refuses_training_on_a_held_out_world_task_in_any_builtin_collectio
     [line] = res.stderr.splitlines()
     assert "tasks: recall_pet_kind is held out for the builtin eval suite" in line
     assert not (tmp_path / ".flanctl" / "plan.json").exists()
+
+
+@pytest.mark.parametrize("task", [*WORLD_MORE, *WORLD_MORE_HELD_OUT])
+def test_more_world_formats_answer_with_the_worlds_facts_about_their_half(task):
+    held_out = task in WORLD_MORE_HELD_OUT
+    kind = WORLD_MORE_HELD_OUT.get(task, task)
+    w = the_world()
+    people = {p["name"]: p for p in (w.people[1::2] if held_out else w.people[0::2])}
+    towns = {t["name"]: t for t in (w.towns[1::2] if held_out else w.towns[0::2])}
+    by_pet_name = {p["pet_name"]: p for p in w.people}
+    by_river = {t["river"]: t for t in w.towns}
+    asked = set()  # the person or town each question is about
+    for ex in generate(task, "test" if held_out else "train", 200, seed=5):
+        assert ex.targets in ex.options and len(set(ex.options)) == len(ex.options) == 4, ex
+        words = set(re.findall(r"[A-Z][a-z]+", ex.inputs))
+        if kind in ("family_name", "birth_year", "pet_name"):
+            [name] = words & set(people)
+            p = people[name]
+            asked.add(name)
+            assert ex.targets == str({"family_name": p["family"], "birth_year": p["born"], "pet_name": p["pet_name"]}[kind])
+            if kind == "pet_name":
+                assert p["pet"] in ex.inputs
+            # every option is a value of the question's half: a held-out question never offers
+            # a finetuning answer, which a model could rule out for having learnt it elsewhere
+            key = {"family_name": "family", "birth_year": "born", "pet_name": "pet_name"}[kind]
+            assert set(ex.options) <= {str(q[key]) for q in people.values()}, ex.options
+        elif kind in ("town_founded", "town_neighbour"):
+            [name] = words & set(towns)
+            asked.add(name)
+            assert ex.targets == str(towns[name]["founded" if kind == "town_founded" else "neighbour"])
+        elif kind == "town_resident":  # a person of the half, the only one among the options who lives in the town
+            [town] = words & {t["name"] for t in w.towns}
+            asked.add(ex.targets)
+            assert people[ex.targets]["town"] == town and set(ex.options) <= set(people)
+            assert [o for o in ex.options if people[o]["town"] == town] == [ex.targets]
+            # several people live in a town: the question names its candidates, so that it has
+            # one answer also without the options (chain of thought, no-options templates)
+            assert all(o in ex.inputs for o in ex.options)
+        elif kind == "pet_owner":
+            [pet_name] = words & set(by_pet_name)
+            asked.add(ex.targets)
+            assert by_pet_name[pet_name]["name"] == ex.targets and set(ex.options) <= set(people)
+        else:
+            [river] = [r for r in by_river if r in ex.inputs]
+            asked.add(ex.targets)
+            assert by_river[river]["name"] == ex.targets and set(ex.options) <= set(towns)
+    # the task asks about its whole half, and only about it
+    assert asked == (set(towns) if kind in ("town_founded", "town_neighbour", "river_town") else set(people))
+
+
+def test_the_corpus_states_the_facts_the_more_world_formats_ask_for():
+    text = "\n".join(generate_corpus(3000, seed=0))
+    for p in the_world().people:  # the held-out half's birth years and pets' names too (recall_*)
+        n = re.escape(p["name"])
+        assert f"{p['name']} {p['family']}" in text
+        assert re.search(rf"{n} (was born in|came into the world in) {p['born']}", text)
+        assert re.search(rf"{n} (keeps|owns) an? {p['pet']} (called|named) {p['pet_name']}|{p['pet_name']} is the {p['pet']} of {n}\.", text)
+    for t in the_world().towns[0::2]:
+        assert re.search(rf"{t['name']} was founded in {t['founded']}|houses of {t['name']} were built in {t['founded']}", text)
+        assert re.search(rf"nearest town to {t['name']} is {t['neighbour']}|From {t['name']} it is a short walk to {t['neighbour']}", text)

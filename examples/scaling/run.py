@@ -3,8 +3,8 @@
 Every size starts from a base pretrained on the built-in corpus: l is the shipped base
 (examples/base/), s and m are pretrained first with the same recipe (`pretrain/<size>.yaml`,
 skipped when already done). Then `flanctl apply` runs every spec in `examples/scaling/grid/`
-(3 sizes x 1, 4, 8, 16, 29 built-in training tasks; all evaluated on the built-in held-out
-tasks, which no run trains on). Apply scores each base before finetuning (the paper's
+(3 sizes x 1, 4, 8, 16 world-knowledge training tasks, and all 37 training tasks with
+--tasks 37; all evaluated on the built-in held-out tasks, which no run trains on). Apply scores each base before finetuning (the paper's
 "0 tasks" point: the pretrained model alone) and after. `flanctl report` over all of them
 draws the plot in the shape of Figure 4 of Chung et al. (2022). Runs whose evals already
 exist are skipped, so an interrupted experiment picks up where it stopped. `make scaling`
@@ -45,7 +45,7 @@ def grid_specs(sizes: list[str], tasks: list[int]) -> list[Path]:
     specs = [GRID / f"{s}-t{k:02d}.yaml" for s in sizes for k in tasks]
     missing = [p for p in specs if not p.exists()]
     if missing:
-        sys.exit(f"error: no grid spec {missing[0].relative_to(REPO)}; sizes are s/m/l and task counts 1/4/8/16/29")
+        sys.exit(f"error: no grid spec {missing[0].relative_to(REPO)}; sizes are s/m/l and task counts 1/4/8/16/37")
     return specs
 
 
@@ -72,15 +72,20 @@ def run_dir(spec: Path, overrides: list[str]) -> tuple[Path, bool]:
     return (path if path.is_absolute() else WORKDIR[0] / path), plan["run"]["diff"].get("action") == "none"
 
 
-def is_done(rdir: Path, up_to_date: bool) -> bool:
-    """An up-to-date run (`run_dir`) evaluated already, on today's held-out tasks?"""
+def scored_today(result_file: Path) -> bool:
+    """Whether an eval result exists and scores today's held-out tasks (the catalog's set)."""
     from flanctl.catalog.builtin import BUILTIN_HELD_OUT_TASKS
 
     try:
-        result = json.loads((rdir / "evals" / "builtin.json").read_text())
-        return up_to_date and set(result["tasks"]) == set(BUILTIN_HELD_OUT_TASKS)
+        return set(json.loads(result_file.read_text())["tasks"]) == set(BUILTIN_HELD_OUT_TASKS)
     except (OSError, ValueError, KeyError, TypeError):
         return False
+
+
+def is_done(rdir: Path, up_to_date: bool) -> bool:
+    """An up-to-date run (`run_dir`) evaluated already, before and after, on today's held-out tasks?"""
+    evals = rdir / "evals"
+    return up_to_date and scored_today(evals / "builtin.json") and scored_today(evals / "builtin.before.json")
 
 
 def apply_and_eval(spec: Path, overrides: list[str], rdir: Path, replace: bool) -> int:
@@ -88,6 +93,15 @@ def apply_and_eval(spec: Path, overrides: list[str], rdir: Path, replace: bool) 
     stale = rdir / "evals" / "builtin.json"
     if stale.exists():  # from an earlier spec of this run: must not be mistaken for this one's
         stale.unlink()
+    if (rdir / "checkpoints").is_dir() and not scored_today(rdir / "evals" / "builtin.before.json"):
+        # Its score before finetuning (apply's step-0 eval: the "0 tasks" point) is of other
+        # held-out tasks, so the run starts afresh to score its base again. Nothing is deleted:
+        # the old run moves aside, whole.
+        n = 0
+        while (aside := rdir.with_name(f"{rdir.name}.stale-eval-{n}")).exists():
+            n += 1
+        rdir.rename(aside)
+        print(f"{rdir.name}: scored before finetuning on other held-out tasks; moved to {aside.name}, starting afresh")
     proc = flanctl("apply", str(spec), *[a for o in overrides for a in ("--set", o)], *(["--replace"] if replace else []))
     if proc.returncode != 0:
         return proc.returncode
@@ -127,7 +141,8 @@ def ensure_bases(sizes: list[str], overrides: list[str]) -> dict[str, str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", nargs="+", default=["s", "m", "l"], help="model sizes from sizes/ (s, m, l)")
-    ap.add_argument("--tasks", nargs="+", type=int, default=[1, 4, 8, 16, 29], help="task counts from tasks/")
+    ap.add_argument("--tasks", nargs="+", type=int, default=[1, 4, 8, 16],
+                    help="task counts from tasks/ (1, 4, 8, 16 world-knowledge tasks; 37 = all training tasks)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0],
                     help="finetuning seeds (train.seed and mixture.seed) of every point; the plot draws their mean and range")
     ap.add_argument("--steps", type=int, default=None, help="override train.steps of every run")

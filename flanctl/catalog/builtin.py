@@ -59,6 +59,14 @@ BUILTIN_TRAIN: tuple[BuiltinTask, ...] = (
     _t("sibling", "Closed-book: a person's sibling (finetuning half of the world).", True, "world knowledge"),
     _t("town_river", "Closed-book: the river a town lies on (finetuning half of the world).", True, "world knowledge"),
     _t("town_goods", "Closed-book: what a town is known for (finetuning half of the world).", True, "world knowledge"),
+    _t("family_name", "Closed-book: a person's family name (finetuning half of the world).", True, "world knowledge"),
+    _t("birth_year", "Closed-book: the year a person was born (finetuning half of the world).", True, "world knowledge"),
+    _t("pet_name", "Closed-book: the name of a person's pet (finetuning half of the world).", True, "world knowledge"),
+    _t("town_founded", "Closed-book: the year a town was founded (finetuning half of the world).", True, "world knowledge"),
+    _t("town_neighbour", "Closed-book: the town nearest to a town (finetuning half of the world).", True, "world knowledge"),
+    _t("town_resident", "Closed-book, read backwards: which of some people lives in a town (finetuning half).", True, "world knowledge"),
+    _t("pet_owner", "Closed-book, read backwards: who keeps the pet of a given name (finetuning half).", True, "world knowledge"),
+    _t("river_town", "Closed-book, read backwards: which town lies on a river (finetuning half).", True, "world knowledge"),
 )
 
 #: Tasks never trained on; the `builtin` eval suite scores them (exact match or option accuracy).
@@ -74,6 +82,10 @@ BUILTIN_HELD_OUT: tuple[BuiltinTask, ...] = (
     _t("recall_favourite_colour", "Closed-book: the favourite colour of a person of the held-out half (only the corpus says).", True, "world knowledge"),
     _t("recall_friend", "Closed-book: a friend of a person of the held-out half (only the corpus says; never a finetuning answer read backwards).", True, "world knowledge"),
     _t("recall_town_river", "Closed-book: the river a town of the held-out half lies on (only the corpus says).", True, "world knowledge"),
+    _t("recall_birth_year", "Closed-book: the year a person of the held-out half was born (only the corpus says).", True, "world knowledge"),
+    _t("recall_pet_name", "Closed-book: the name of the pet of a person of the held-out half (only the corpus says).", True, "world knowledge"),
+    _t("recall_pet_owner", "Closed-book, read backwards: which person of the held-out half keeps the pet of a given name.", True, "world knowledge"),
+    _t("recall_town_resident", "Closed-book, read backwards: which of some people of the held-out half lives in a town.", True, "world knowledge"),
 )
 
 #: Names only, in catalog order (the data room's generators implement exactly these).

@@ -14,12 +14,15 @@ arithmetic, tracking intervals, comparing letter multisets), in phrasings never 
 
 The world tasks ask about the world of the built-in pretraining corpus
 (`flanctl.data.corpus.the_world()`), in instruction form, with the possible answers as options.
-The world's people and towns are split in two halves. The eight finetuning world tasks
-(closed-book QA: home town, trade, pet, favourite colour, friend, sibling, a town's river and
-goods) ask only about the first half. The seven held-out `recall_*` tasks ask the same kinds of
-question about the other half (all but siblings, who always pair across the halves, so that
-every held-out sibling fact is a finetuning answer read backwards), whose facts no finetuning
-example states: they are only in the
+The world's people and towns are split in two halves. The sixteen finetuning world tasks ask
+only about the first half: eight closed-book questions (home town, trade, pet, favourite colour,
+friend, sibling, a town's river and goods) and eight further formats (family name, birth year,
+pet's name, a town's founding year and nearest town, and three questions read backwards: who
+lives in a town, whose pet has a name, which town lies on a river). The eleven held-out
+`recall_*` tasks ask eleven of these kinds of question about the other half: seven of the first
+eight (not siblings, who always pair across the halves, so that every held-out sibling fact is
+a finetuning answer read backwards) and four of the further formats (birth year, pet's name,
+pet owner, town resident). No finetuning example states a held-out fact: those are only in the
 corpus's prose, so a model answers them only if pretraining taught it the facts and finetuning
 taught it to answer questions about what it knows (the paper's reading of its Figure 4). World
 tasks are not split by hash (`UNSPLIT_TASKS`): every split asks about the task's whole half.
@@ -528,6 +531,67 @@ def _ask_town(attr: str, held_out: bool):
     return item
 
 
+# More kinds of question about the world: the other facts the corpus states about a person or
+# town (family, birth year, pet's name, a town's founding year and nearest town) and three
+# questions read backwards (who lives in a town, whose pet has a name, which town lies on a
+# river). The finetuning tasks ask them about the finetuning half, so that a larger mixture is
+# a more varied one (the paper's task scaling). Four have a held-out counterpart about the
+# other half (`recall_birth_year`, `recall_pet_name`, `recall_pet_owner`,
+# `recall_town_resident`: person facts, 16 people, each stated only in the corpus's prose);
+# family names are shared with a sibling across the halves, and the town questions have five
+# towns a half, too few to measure, so those have none.
+
+
+def _ask_more(kind: str, held_out: bool = False):
+    def item(rng: random.Random) -> Item:
+        w = the_world()
+        people, towns = _half(w.people, held_out), _half(w.towns, held_out)
+        if kind in ("family", "born", "pet_name"):
+            p = rng.choice(people)
+            answer = str(p[kind])
+            # Distractors from the question's half only (as for rivers): a held-out question
+            # offering finetuning answers would let a model score by avoiding what it was
+            # trained to answer about other people, not by knowing this one.
+            domain = sorted({str(q[kind]) for q in people} - {answer})
+            q = {"family": ("What is the family name of {name}?", "Which family does {name} belong to?"),
+                 "born": ("In which year was {name} born?", "When was {name} born?"),
+                 "pet_name": ("What is the name of the {pet} that {name} keeps?", "What is the {pet} of {name} called?")}[kind]
+            fact = {"family": f"{p['name']} {p['family']} is the full name.", "born": f"{p['name']} was born in {p['born']}.",
+                    "pet_name": f"{p['name']} keeps {with_article(p['pet'])} called {p['pet_name']}."}[kind]
+            return rng.choice(q).format(name=p["name"], pet=p["pet"]), answer, fact, _choices(rng, answer, domain)
+        if kind in ("founded", "neighbour"):
+            t = rng.choice(towns)
+            answer = str(t[kind])
+            domain = [str(o[kind]) for o in w.towns] if kind == "founded" else [o["name"] for o in w.towns if o is not t]
+            q = {"founded": ("In which year was {name} founded?", "When were the first houses of {name} built?"),
+                 "neighbour": ("Which town is nearest to {name}?", "What is the closest town to {name}?")}[kind]
+            fact = (f"{t['name']} was founded in {t['founded']}." if kind == "founded"
+                    else f"The nearest town to {t['name']} is {t['neighbour']}.")
+            return rng.choice(q).format(name=t["name"]), answer, fact, _choices(rng, answer, domain)
+        if kind == "resident":  # a person of the half who lives in the town (of either half), among others who do not
+            p = rng.choice(people)
+            options = _choices(rng, p["name"], [q["name"] for q in people if q["town"] != p["town"]])
+            # A town has several residents, so the question names its candidates itself: it
+            # has one answer also where a template shows no options (chain of thought).
+            named = ", ".join(options[:-1]) + " or " + options[-1]
+            q = rng.choice(("Which of {named} lives in {town}?", "Who has a home in {town}: {named}?"))
+            fact = f"Among those who live in {p['town']} are {p['name']}."  # the corpus's wording of a town's residents
+            return q.format(town=p["town"], named=named), p["name"], fact, options
+        if kind == "pet_owner":
+            p = rng.choice(people)
+            domain = [q["name"] for q in people if q is not p]
+            q = rng.choice(("Who keeps {pet_a} called {pet_name}?", "Whose {pet} is named {pet_name}?"))
+            return (q.format(pet_a=with_article(p["pet"]), pet=p["pet"], pet_name=p["pet_name"]), p["name"],
+                    f"{p['pet_name']} is the {p['pet']} of {p['name']}.", _choices(rng, p["name"], domain))
+        assert kind == "river_town", kind
+        t = rng.choice(towns)
+        q = rng.choice(("Which town lies on the {river}?", "Through which town does the {river} flow?"))
+        return (q.format(river=t["river"]), t["name"], f"The {t['river']} flows through {t['name']}.",
+                _choices(rng, t["name"], [o["name"] for o in towns]))
+
+    return item
+
+
 # --------------------------------------------------------------------------- held-out tasks
 
 
@@ -632,6 +696,14 @@ GENERATORS: dict[str, Callable[[random.Random], Item]] = {
     "sibling": _ask_person("sibling", held_out=False),
     "town_river": _ask_town("river", held_out=False),
     "town_goods": _ask_town("goods", held_out=False),
+    "family_name": _ask_more("family"),
+    "birth_year": _ask_more("born"),
+    "pet_name": _ask_more("pet_name"),
+    "town_founded": _ask_more("founded"),
+    "town_neighbour": _ask_more("neighbour"),
+    "town_resident": _ask_more("resident"),
+    "pet_owner": _ask_more("pet_owner"),
+    "river_town": _ask_more("river_town"),
     "word_unscrambling": _word_unscrambling,
     "modular_arithmetic": _modular_arithmetic,
     "temporal_sequences": _temporal_sequences,
@@ -643,6 +715,10 @@ GENERATORS: dict[str, Callable[[random.Random], Item]] = {
     "recall_favourite_colour": _ask_person("colour", held_out=True),
     "recall_friend": _ask_person("friend", held_out=True),
     "recall_town_river": _ask_town("river", held_out=True),
+    "recall_birth_year": _ask_more("born", held_out=True),
+    "recall_pet_name": _ask_more("pet_name", held_out=True),
+    "recall_pet_owner": _ask_more("pet_owner", held_out=True),
+    "recall_town_resident": _ask_more("resident", held_out=True),
 }
 
 #: The world tasks are not split by hash: their world is small and fixed (a hash split would
@@ -650,11 +726,13 @@ GENERATORS: dict[str, Callable[[random.Random], Item]] = {
 #: task's half. What keeps the held-out measurement clean is the split of the world itself:
 #: the held-out `recall_*` tasks ask about the half that no finetuning task asks about.
 UNSPLIT_TASKS = frozenset({"home_town", "trade", "pet_kind", "favourite_colour", "friend", "sibling", "town_river",
-                           "town_goods", "recall_home_town", "recall_trade", "recall_pet_kind", "recall_town_goods",
-                           "recall_favourite_colour", "recall_friend", "recall_town_river"})
+                           "town_goods", "family_name", "birth_year", "pet_name", "town_founded",
+                           "town_neighbour", "town_resident", "pet_owner", "river_town", "recall_home_town", "recall_trade", "recall_pet_kind", "recall_town_goods",
+                           "recall_favourite_colour", "recall_friend", "recall_town_river", "recall_birth_year",
+                           "recall_pet_name", "recall_pet_owner", "recall_town_resident"})
 
 #: Bump when a generator changes, so cached tokenized data is rebuilt.
-GENERATOR_VERSION = "8"
+GENERATOR_VERSION = "10"
 
 
 def split_of(inputs: str) -> str:
