@@ -2,10 +2,11 @@
 
 Every size starts from a base pretrained on the built-in corpus: l is the shipped base
 (examples/base/), s and m are pretrained first with the same recipe (`pretrain/<size>.yaml`,
-skipped when already done). Then `flanctl apply` runs every spec in `examples/scaling/grid/`
-(3 sizes x 1, 4, 8, 16 world-knowledge training tasks, and all 37 training tasks with
---tasks 37; all evaluated on the built-in held-out tasks, which no run trains on). Apply scores each base before finetuning (the paper's
-"0 tasks" point: the pretrained model alone) and after. `flanctl report` over all of them
+skipped when already done). Then `flanctl apply` runs the grid specs of
+`examples/scaling/grid/` (3 sizes x 1, 4, 8, 16 world-knowledge training tasks; all 37
+training tasks with --tasks 37), all evaluated on the built-in held-out tasks, which no run
+trains on. Apply scores each base before finetuning (the paper's "0 tasks" point: the
+pretrained model alone) and after. `flanctl report` over all of them
 draws the plot in the shape of Figure 4 of Chung et al. (2022). Runs whose evals already
 exist are skipped, so an interrupted experiment picks up where it stopped. `make scaling`
 calls this script.
