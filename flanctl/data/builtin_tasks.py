@@ -35,6 +35,7 @@ import hashlib
 import random
 from collections.abc import Callable
 
+from flanctl.catalog.builtin import BUILTIN_TASKS
 from flanctl.data.corpus import COLOURS, GOODS, PETS, TRADES, the_world, with_article
 from flanctl.data.examples import Example
 from flanctl.errors import FlanctlError
@@ -725,11 +726,7 @@ GENERATORS: dict[str, Callable[[random.Random], Item]] = {
 #: leave a tenth of a half to a split, or none), so every split asks about the whole of the
 #: task's half. What keeps the held-out measurement clean is the split of the world itself:
 #: the held-out `recall_*` tasks ask about the half that no finetuning task asks about.
-UNSPLIT_TASKS = frozenset({"home_town", "trade", "pet_kind", "favourite_colour", "friend", "sibling", "town_river",
-                           "town_goods", "family_name", "birth_year", "pet_name", "town_founded",
-                           "town_neighbour", "town_resident", "pet_owner", "river_town", "recall_home_town", "recall_trade", "recall_pet_kind", "recall_town_goods",
-                           "recall_favourite_colour", "recall_friend", "recall_town_river", "recall_birth_year",
-                           "recall_pet_name", "recall_pet_owner", "recall_town_resident"})
+UNSPLIT_TASKS = frozenset(t.name for t in BUILTIN_TASKS.values() if t.category == "world knowledge")
 
 #: Bump when a generator changes, so cached tokenized data is rebuilt.
 GENERATOR_VERSION = "10"
