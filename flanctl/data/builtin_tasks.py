@@ -543,54 +543,85 @@ def _ask_town(attr: str, held_out: bool):
 # towns a half, too few to measure, so those have none.
 
 
-def _ask_more(kind: str, held_out: bool = False):
+_MORE_PERSON_QUESTIONS = {
+    "family": ("What is the family name of {name}?", "Which family does {name} belong to?"),
+    "born": ("In which year was {name} born?", "When was {name} born?"),
+    "pet_name": ("What is the name of the {pet} that {name} keeps?", "What is the {pet} of {name} called?"),
+}
+_MORE_TOWN_QUESTIONS = {
+    "founded": ("In which year was {name} founded?", "When were the first houses of {name} built?"),
+    "neighbour": ("Which town is nearest to {name}?", "What is the closest town to {name}?"),
+}
+
+
+def _ask_person_more(attr: str, held_out: bool = False):
+    """A person's family name, birth year or pet's name."""
     def item(rng: random.Random) -> Item:
-        w = the_world()
-        people, towns = _half(w.people, held_out), _half(w.towns, held_out)
-        if kind in ("family", "born", "pet_name"):
-            p = rng.choice(people)
-            answer = str(p[kind])
-            # Distractors from the question's half only (as for rivers): a held-out question
-            # offering finetuning answers would let a model score by avoiding what it was
-            # trained to answer about other people, not by knowing this one.
-            domain = sorted({str(q[kind]) for q in people} - {answer})
-            q = {"family": ("What is the family name of {name}?", "Which family does {name} belong to?"),
-                 "born": ("In which year was {name} born?", "When was {name} born?"),
-                 "pet_name": ("What is the name of the {pet} that {name} keeps?", "What is the {pet} of {name} called?")}[kind]
-            fact = {"family": f"{p['name']} {p['family']} is the full name.", "born": f"{p['name']} was born in {p['born']}.",
-                    "pet_name": f"{p['name']} keeps {with_article(p['pet'])} called {p['pet_name']}."}[kind]
-            return rng.choice(q).format(name=p["name"], pet=p["pet"]), answer, fact, _choices(rng, answer, domain)
-        if kind in ("founded", "neighbour"):
-            t = rng.choice(towns)
-            answer = str(t[kind])
-            domain = [str(o[kind]) for o in w.towns] if kind == "founded" else [o["name"] for o in w.towns if o is not t]
-            q = {"founded": ("In which year was {name} founded?", "When were the first houses of {name} built?"),
-                 "neighbour": ("Which town is nearest to {name}?", "What is the closest town to {name}?")}[kind]
-            fact = (f"{t['name']} was founded in {t['founded']}." if kind == "founded"
-                    else f"The nearest town to {t['name']} is {t['neighbour']}.")
-            return rng.choice(q).format(name=t["name"]), answer, fact, _choices(rng, answer, domain)
-        if kind == "resident":  # a person of the half who lives in the town (of either half), among others who do not
-            p = rng.choice(people)
-            options = _choices(rng, p["name"], [q["name"] for q in people if q["town"] != p["town"]])
-            # A town has several residents, so the question names its candidates itself: it
-            # has one answer also where a template shows no options (chain of thought).
-            named = ", ".join(options[:-1]) + " or " + options[-1]
-            q = rng.choice(("Which of {named} lives in {town}?", "Who has a home in {town}: {named}?"))
-            fact = f"Among those who live in {p['town']} are {p['name']}."  # the corpus's wording of a town's residents
-            return q.format(town=p["town"], named=named), p["name"], fact, options
-        if kind == "pet_owner":
-            p = rng.choice(people)
-            domain = [q["name"] for q in people if q is not p]
-            q = rng.choice(("Who keeps {pet_a} called {pet_name}?", "Whose {pet} is named {pet_name}?"))
-            return (q.format(pet_a=with_article(p["pet"]), pet=p["pet"], pet_name=p["pet_name"]), p["name"],
-                    f"{p['pet_name']} is the {p['pet']} of {p['name']}.", _choices(rng, p["name"], domain))
-        assert kind == "river_town", kind
-        t = rng.choice(towns)
-        q = rng.choice(("Which town lies on the {river}?", "Through which town does the {river} flow?"))
-        return (q.format(river=t["river"]), t["name"], f"The {t['river']} flows through {t['name']}.",
-                _choices(rng, t["name"], [o["name"] for o in towns]))
+        people = _half(the_world().people, held_out)
+        p = rng.choice(people)
+        answer = str(p[attr])
+        # Distractors from the question's half only (as for rivers): a held-out question
+        # offering finetuning answers would let a model score by avoiding what it was
+        # trained to answer about other people, not by knowing this one.
+        domain = sorted({str(q[attr]) for q in people} - {answer})
+        fact = {"family": f"{p['name']} {p['family']} is the full name.", "born": f"{p['name']} was born in {p['born']}.",
+                "pet_name": f"{p['name']} keeps {with_article(p['pet'])} called {p['pet_name']}."}[attr]
+        question = rng.choice(_MORE_PERSON_QUESTIONS[attr]).format(name=p["name"], pet=p["pet"])
+        return question, answer, fact, _choices(rng, answer, domain)
 
     return item
+
+
+def _ask_town_more(attr: str):
+    """A finetuning-half town's founding year or nearest town (no held-out twin: 5 towns a half)."""
+    def item(rng: random.Random) -> Item:
+        w = the_world()
+        t = rng.choice(_half(w.towns, held_out=False))
+        answer = str(t[attr])
+        domain = [str(o[attr]) for o in w.towns] if attr == "founded" else [o["name"] for o in w.towns if o is not t]
+        fact = (f"{t['name']} was founded in {t['founded']}." if attr == "founded"
+                else f"The nearest town to {t['name']} is {t['neighbour']}.")
+        return rng.choice(_MORE_TOWN_QUESTIONS[attr]).format(name=t["name"]), answer, fact, _choices(rng, answer, domain)
+
+    return item
+
+
+def _ask_resident(held_out: bool = False):
+    """Backwards: which person of the half lives in a town (of either half), among others who do not."""
+    def item(rng: random.Random) -> Item:
+        people = _half(the_world().people, held_out)
+        p = rng.choice(people)
+        options = _choices(rng, p["name"], [q["name"] for q in people if q["town"] != p["town"]])
+        # A town has several residents, so the question names its candidates itself: it
+        # has one answer also where a template shows no options (chain of thought).
+        named = ", ".join(options[:-1]) + " or " + options[-1]
+        q = rng.choice(("Which of {named} lives in {town}?", "Who has a home in {town}: {named}?"))
+        fact = f"Among those who live in {p['town']} are {p['name']}."  # the corpus's wording of a town's residents
+        return q.format(town=p["town"], named=named), p["name"], fact, options
+
+    return item
+
+
+def _ask_pet_owner(held_out: bool = False):
+    """Backwards: whose pet has this name."""
+    def item(rng: random.Random) -> Item:
+        people = _half(the_world().people, held_out)
+        p = rng.choice(people)
+        domain = [q["name"] for q in people if q is not p]
+        q = rng.choice(("Who keeps {pet_a} called {pet_name}?", "Whose {pet} is named {pet_name}?"))
+        return (q.format(pet_a=with_article(p["pet"]), pet=p["pet"], pet_name=p["pet_name"]), p["name"],
+                f"{p['pet_name']} is the {p['pet']} of {p['name']}.", _choices(rng, p["name"], domain))
+
+    return item
+
+
+def _river_town(rng: random.Random) -> Item:
+    """Backwards: which finetuning-half town lies on a river."""
+    towns = _half(the_world().towns, held_out=False)
+    t = rng.choice(towns)
+    q = rng.choice(("Which town lies on the {river}?", "Through which town does the {river} flow?"))
+    return (q.format(river=t["river"]), t["name"], f"The {t['river']} flows through {t['name']}.",
+            _choices(rng, t["name"], [o["name"] for o in towns]))
 
 
 # --------------------------------------------------------------------------- held-out tasks
@@ -697,14 +728,14 @@ GENERATORS: dict[str, Callable[[random.Random], Item]] = {
     "sibling": _ask_person("sibling", held_out=False),
     "town_river": _ask_town("river", held_out=False),
     "town_goods": _ask_town("goods", held_out=False),
-    "family_name": _ask_more("family"),
-    "birth_year": _ask_more("born"),
-    "pet_name": _ask_more("pet_name"),
-    "town_founded": _ask_more("founded"),
-    "town_neighbour": _ask_more("neighbour"),
-    "town_resident": _ask_more("resident"),
-    "pet_owner": _ask_more("pet_owner"),
-    "river_town": _ask_more("river_town"),
+    "family_name": _ask_person_more("family"),
+    "birth_year": _ask_person_more("born"),
+    "pet_name": _ask_person_more("pet_name"),
+    "town_founded": _ask_town_more("founded"),
+    "town_neighbour": _ask_town_more("neighbour"),
+    "town_resident": _ask_resident(),
+    "pet_owner": _ask_pet_owner(),
+    "river_town": _river_town,
     "word_unscrambling": _word_unscrambling,
     "modular_arithmetic": _modular_arithmetic,
     "temporal_sequences": _temporal_sequences,
@@ -716,10 +747,10 @@ GENERATORS: dict[str, Callable[[random.Random], Item]] = {
     "recall_favourite_colour": _ask_person("colour", held_out=True),
     "recall_friend": _ask_person("friend", held_out=True),
     "recall_town_river": _ask_town("river", held_out=True),
-    "recall_birth_year": _ask_more("born", held_out=True),
-    "recall_pet_name": _ask_more("pet_name", held_out=True),
-    "recall_pet_owner": _ask_more("pet_owner", held_out=True),
-    "recall_town_resident": _ask_more("resident", held_out=True),
+    "recall_birth_year": _ask_person_more("born", held_out=True),
+    "recall_pet_name": _ask_person_more("pet_name", held_out=True),
+    "recall_pet_owner": _ask_pet_owner(held_out=True),
+    "recall_town_resident": _ask_resident(held_out=True),
 }
 
 #: The world tasks are not split by hash: their world is small and fixed (a hash split would
