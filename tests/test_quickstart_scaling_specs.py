@@ -156,3 +156,42 @@ def test_run_py_starts_afresh_a_run_whose_base_was_scored_on_other_held_out_task
     aside = tmp_path / "runs" / "scaling-l-t01.stale-eval-0"
     assert not rdir.exists() and (aside / "checkpoints" / "step_300").is_dir()
     assert json.loads((aside / "evals" / "builtin.before.json").read_text())["tasks"] == older
+
+
+def _run_py():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("scaling_run", SCALING / "run.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_run_py_draws_nested_task_sets_per_seed_and_the_files_hold_seed_0s():
+    """Each seed's runs of 1, 4 and 8 tasks are the first 1, 4, 8 of the seed's own shuffle of
+    the 16 tasks of tasks/t16.yaml: nested, deterministic, different across seeds; seed 0's
+    draw is what tasks/t01..t08.yaml list (so a seed-0 run needs no override)."""
+    mod = _run_py()
+    pool = mod.task_pool()
+    assert len(pool) == 16 == len(set(pool))
+    for seed in (0, 1, 2):
+        sets = [mod.drawn_tasks(seed, k) for k in (1, 4, 8, 16)]
+        assert [len(s) for s in sets] == [1, 4, 8, 16] and sets[-1] == pool
+        assert all(set(a) < set(b) for a, b in zip(sets, sets[1:]))
+        assert all(s == [t for t in pool if t in s] for s in sets)  # listed in the pool's order
+        assert mod.drawn_tasks(seed, 8) == mod.drawn_tasks(seed, 8)
+    assert len({tuple(mod.drawn_tasks(seed, 8)) for seed in range(5)}) > 1
+    for k in (1, 4, 8):
+        listed = load_spec(SCALING / "grid" / f"m-t{k:02d}.yaml").spec.mixture.collections[0].tasks
+        assert listed == mod.drawn_tasks(0, k)
+
+
+def test_run_py_seed_overrides_carry_the_seeds_draw_into_the_plan():
+    mod = _run_py()
+    grid = SCALING / "grid" / "l-t04.yaml"
+    plan = make_plan(load_spec(grid, mod.seed_overrides(grid, 2)))
+    assert plan.spec.mixture.collections[0].tasks == mod.drawn_tasks(2, 4)
+    assert plan.spec.mixture.collections[0].tasks != mod.drawn_tasks(0, 4)
+    for stem in ("l-t16", "l-t37"):  # the same set of tasks in every seed: only the seeds change
+        sets = mod.seed_overrides(SCALING / "grid" / f"{stem}.yaml", 1)
+        assert not any(s.startswith("mixture.collections") for s in sets)

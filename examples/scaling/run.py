@@ -5,7 +5,10 @@ Every size starts from a base pretrained on the built-in corpus: l is the shippe
 skipped when already done). Then `flanctl apply` runs the grid specs of
 `examples/scaling/grid/` (3 sizes x 1, 4, 8, 16 world-knowledge training tasks; all 37
 training tasks with --tasks 37), all evaluated on the built-in held-out tasks, which no run
-trains on. Apply scores each base before finetuning (the paper's "0 tasks" point: the
+trains on. Which tasks a run of 1, 4 or 8 trains on is drawn: each finetuning seed shuffles
+the 16 tasks of tasks/t16.yaml into an order of its own and a run takes the first 1, 4 or 8
+(nested, as the paper's mixtures grow by adding tasks); tasks/t01..t08.yaml hold seed 0's
+draw. Averaged over seeds, a point then measures the number of tasks, not a hand-picked order. Apply scores each base before finetuning (the paper's "0 tasks" point: the
 pretrained model alone) and after. `flanctl report` over all of them
 draws the plot in the shape of Figure 4 of Chung et al. (2022). Runs whose evals already
 exist are skipped, so an interrupted experiment picks up where it stopped. `make scaling`
@@ -21,12 +24,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 from flanctl.plan import Plan
 
@@ -50,12 +56,36 @@ def grid_specs(sizes: list[str], tasks: list[int]) -> list[Path]:
     return specs
 
 
+TASKS = HERE / "tasks"
+
+
+def task_pool() -> list[str]:
+    """The 16 world-knowledge training tasks the grid's task counts draw from (tasks/t16.yaml)."""
+    return list(yaml.safe_load((TASKS / "t16.yaml").read_text())["mixture"]["collections"][0]["tasks"])
+
+
+def drawn_tasks(seed: int, count: int) -> list[str]:
+    """The tasks of a run of `count` tasks in finetuning seed `seed`: the first `count` of the
+    seed's own shuffle of the pool, listed in the pool's order. Nested: a seed's 4 contain
+    its 1 and its 8 contain its 4."""
+    pool = task_pool()
+    order = pool[:]
+    random.Random(f"flanctl-scaling-order/{seed}").shuffle(order)
+    chosen = set(order[:count])
+    return [t for t in pool if t in chosen]
+
+
 def seed_overrides(spec: Path, seed: int) -> list[str]:
     """Overrides of a run in finetuning seed `seed`: seed 0 is the grid spec as written; any
-    other seed draws another mixture and initialises training anew, in a run of its own name."""
+    other seed draws its own tasks (`drawn_tasks`) and mixture and initialises training anew,
+    in a run of its own name."""
     if seed == 0:
-        return []
-    return [f"train.seed={seed}", f"mixture.seed={seed}", f"name=scaling-{spec.stem}-seed{seed}"]
+        return []  # tasks/tNN.yaml hold seed 0's draw (tested)
+    sets = [f"train.seed={seed}", f"mixture.seed={seed}", f"name=scaling-{spec.stem}-seed{seed}"]
+    count = int(spec.stem.split("-t")[1])
+    if count < len(task_pool()):  # the whole pool (16) and all 37 tasks are the same set in every seed
+        sets.append(f"mixture.collections.0.tasks=[{', '.join(drawn_tasks(seed, count))}]")
+    return sets
 
 
 def run_dir(spec: Path, overrides: list[str]) -> tuple[Path, bool]:
